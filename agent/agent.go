@@ -1,0 +1,431 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// Options wire an Agent. Config and Store are required; the rest have real defaults.
+type Options struct {
+	Config     *Config
+	Store      SecretStore
+	Providers  map[string]providers.Factory // by provider name, e.g. "apikey"
+	Clock      Clock
+	Logger     *slog.Logger
+	HTTPClient *http.Client   // for providers talking to IdPs
+	Jitter     func() float64 // uniform in [0,1); tests fix it
+	Version    string
+}
+
+// Agent owns the profiles and their credentials.
+type Agent struct {
+	opts    Options
+	clock   Clock
+	log     *slog.Logger
+	store   SecretStore
+	started time.Time
+	bus     bus
+
+	ctx    context.Context // cancelled by Close; parent of every fetch
+	cancel context.CancelFunc
+
+	mu       sync.Mutex // guards profiles, cfg and editing the config file
+	cfg      *Config
+	profiles map[string]*profile
+}
+
+var profileNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// New builds an agent from a loaded config. A profile whose configuration its provider
+// rejects makes New fail with an error naming the file, line and key.
+func New(opts Options) (*Agent, error) {
+	if opts.Config == nil || opts.Store == nil {
+		return nil, errors.New("agent: Config and Store are required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	a := &Agent{
+		opts:     opts,
+		clock:    opts.Clock,
+		log:      opts.Logger,
+		store:    opts.Store,
+		started:  opts.Clock.Now(),
+		cfg:      opts.Config,
+		profiles: make(map[string]*profile),
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	built, err := a.buildAll(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	for name, p := range built {
+		a.profiles[name] = p
+		p.start()
+	}
+	return a, nil
+}
+
+// Close stops all timers, cancels fetches in flight and ends every event subscription.
+func (a *Agent) Close() {
+	a.cancel()
+	a.mu.Lock()
+	for _, p := range a.profiles {
+		p.stop()
+	}
+	a.mu.Unlock()
+	a.bus.closeAll()
+}
+
+func (a *Agent) buildAll(cfg *Config) (map[string]*profile, error) {
+	out := make(map[string]*profile, len(cfg.Profiles))
+	var errs []error
+	for name, pc := range cfg.Profiles {
+		p, err := a.build(name, pc)
+		if err != nil {
+			errs = append(errs, cfg.Locate(name, err))
+			continue
+		}
+		out[name] = p
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// build validates a profile's common keys and asks its provider's factory for a Provider.
+func (a *Agent) build(name string, pc *providers.ProfileConfig) (*profile, error) {
+	if !profileNameRE.MatchString(name) {
+		return nil, fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
+	}
+	for _, h := range pc.Hosts {
+		if err := validHostEntry(h); err != nil {
+			return nil, &providers.ConfigError{Key: "hosts", Message: err.Error()}
+		}
+	}
+	factory, ok := a.opts.Providers[pc.Provider]
+	if !ok {
+		return nil, &providers.ConfigError{Key: "provider", Message: fmt.Sprintf("unknown provider %q: want one of %s", pc.Provider, a.providerNames())}
+	}
+	prov, err := factory(pc, providers.Env{
+		Name:       name,
+		Secrets:    scopedSecrets{store: a.store, prefix: name + "/"},
+		HTTPClient: a.opts.HTTPClient,
+		Logger:     a.log.With("profile", name),
+		Now:        a.clock.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newProfile(a, name, pc, prov), nil
+}
+
+func (a *Agent) providerNames() string {
+	names := make([]string, 0, len(a.opts.Providers))
+	for n := range a.opts.Providers {
+		names = append(names, fmt.Sprintf("%q", n))
+	}
+	sort.Strings(names)
+	return fmt.Sprint(names)
+}
+
+func (a *Agent) lookup(name string) (*profile, error) {
+	a.mu.Lock()
+	p := a.profiles[name]
+	a.mu.Unlock()
+	if p == nil {
+		return nil, fmt.Errorf("profile %q: %w; `authagent list` shows the profiles, `authagent add` defines one", name, ErrUnknownProfile)
+	}
+	return p, nil
+}
+
+// Status describes the agent.
+type Status struct {
+	Version   string
+	PID       int
+	Uptime    time.Duration
+	Profiles  int
+	Store     StoreInfo
+	StartedAt time.Time
+}
+
+// Status reports the agent's version, uptime, profile count and secret store.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	n := len(a.profiles)
+	a.mu.Unlock()
+	return Status{
+		Version:   a.opts.Version,
+		PID:       os.Getpid(),
+		Uptime:    a.clock.Now().Sub(a.started),
+		Profiles:  n,
+		Store:     a.store.Info(),
+		StartedAt: a.started,
+	}
+}
+
+// Profiles lists every profile, sorted by name.
+func (a *Agent) Profiles() []ProfileInfo {
+	a.mu.Lock()
+	ps := make([]*profile, 0, len(a.profiles))
+	for _, p := range a.profiles {
+		ps = append(ps, p)
+	}
+	a.mu.Unlock()
+	out := make([]ProfileInfo, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Profile describes one profile.
+func (a *Agent) Profile(name string) (ProfileInfo, error) {
+	p, err := a.lookup(name)
+	if err != nil {
+		return ProfileInfo{}, err
+	}
+	return p.info(), nil
+}
+
+// CredentialInfo is a profile's current credential.
+type CredentialInfo struct {
+	Profile  string
+	Username string
+	providers.Credential
+}
+
+// Credential returns a profile's credential with at least minValid left, refreshing first
+// when less is left. A negative minValid means the profile's default (min_valid, else the
+// smaller of 30 s and a quarter of the token's lifetime). When target is not nil, the
+// profile must be allowed to send its token there (hosts and scheme).
+func (a *Agent) Credential(ctx context.Context, name string, minValid time.Duration, target *url.URL) (*CredentialInfo, error) {
+	p, err := a.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if target != nil {
+		if err := p.allows(target); err != nil {
+			return nil, err
+		}
+	}
+	return p.credential(ctx, minValid)
+}
+
+// CredentialForURL returns the credential of the profile whose hosts match the URL's host.
+func (a *Agent) CredentialForURL(ctx context.Context, target *url.URL, minValid time.Duration) (*CredentialInfo, error) {
+	name, err := a.ProfileForURL(target)
+	if err != nil {
+		return nil, err
+	}
+	return a.Credential(ctx, name, minValid, target)
+}
+
+// ProfileForURL picks the profile whose hosts match the URL best. Ties go to the profile
+// whose name sorts first.
+func (a *Agent) ProfileForURL(target *url.URL) (string, error) {
+	if target == nil || target.Host == "" {
+		return "", fmt.Errorf("url must be absolute, like https://api.example.com/path: %w", ErrBadRequest)
+	}
+	host, port := target.Hostname(), urlPort(target)
+	best, bestScore := "", 0
+	a.mu.Lock()
+	for name, p := range a.profiles {
+		for _, h := range p.cfg.Hosts {
+			s := hostMatch(h, host, port)
+			if s > bestScore || (s == bestScore && s > 0 && name < best) {
+				best, bestScore = name, s
+			}
+		}
+	}
+	a.mu.Unlock()
+	if best == "" {
+		return "", fmt.Errorf("no profile lists host %s in its hosts: %w", host, ErrNoProfile)
+	}
+	return best, nil
+}
+
+// Reject drops a profile's cached access token because a server refused it; the next
+// request fetches a new one. Stored secrets (refresh token, API secret) are kept.
+func (a *Agent) Reject(name string) error {
+	p, err := a.lookup(name)
+	if err != nil {
+		return err
+	}
+	p.reject()
+	return nil
+}
+
+// Subscribe returns a subscription to profile events. Close it when done.
+func (a *Agent) Subscribe() *Subscription { return a.bus.subscribe() }
+
+func (a *Agent) publish(typ string, info ProfileInfo) {
+	a.bus.publish(Event{Type: typ, Profile: info, Time: a.clock.Now().UTC()})
+}
+
+// PutProfile defines or replaces a profile: it stores the secret (when not nil), writes the
+// profile's table into the config file, keeping the rest of the file as it is, and starts
+// serving it.
+func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) error {
+	if !profileNameRE.MatchString(name) {
+		return fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64): %w", name, ErrBadRequest)
+	}
+	if pc.Provider == "" {
+		return fmt.Errorf("profile %s: provider is required (one of %s): %w", name, a.providerNames(), ErrBadRequest)
+	}
+	p, err := a.build(name, pc)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
+	}
+	if secret != nil {
+		if err := a.store.Set(ctx, name+"/"+providers.SecretKey, *secret); err != nil {
+			return fmt.Errorf("store secret of %s: %w: %w", name, err, ErrUnavailable)
+		}
+	}
+	a.mu.Lock()
+	if err := WriteProfile(a.cfg.Path, name, pc); err != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("write profile %s to %s: %w", name, a.cfg.Path, err)
+	}
+	old := a.profiles[name]
+	a.profiles[name] = p
+	a.cfg.Profiles[name] = pc
+	a.mu.Unlock()
+	typ := EventAdded
+	if old != nil {
+		old.stop()
+		typ = EventChanged
+	}
+	a.log.Info("profile defined", "profile", name, "provider", pc.Provider, "secret_stored", secret != nil)
+	a.publish(typ, p.info())
+	p.start()
+	return nil
+}
+
+// DeleteProfile removes a profile from the config file and the agent and deletes its
+// secrets from the store.
+func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
+	p, err := a.lookup(name)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	if err := RemoveProfile(a.cfg.Path, name); err != nil && !errors.Is(err, ErrNoSuchProfile) {
+		a.mu.Unlock()
+		return fmt.Errorf("remove profile %s from %s: %w", name, a.cfg.Path, err)
+	}
+	delete(a.profiles, name)
+	delete(a.cfg.Profiles, name)
+	a.mu.Unlock()
+	p.stop()
+	var errs []error
+	for _, k := range providers.AllSecretKeys {
+		if err := a.store.Delete(ctx, name+"/"+k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	info := p.info()
+	a.log.Info("profile removed", "profile", name)
+	a.publish(EventRemoved, info)
+	if len(errs) > 0 {
+		return fmt.Errorf("profile %s removed, but deleting its secrets failed (remove them from the keyring by hand, service \"authagent\"): %w", name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Reload re-reads the config file. On any error the running profiles stay as they were.
+// Profiles whose configuration did not change keep their cached credentials.
+func (a *Agent) Reload() error {
+	a.mu.Lock()
+	path := a.cfg.Path
+	a.mu.Unlock()
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cfg.SecretStore != a.cfg.SecretStore {
+		a.log.Warn("secret_store changed in the config; restart the agent for it to take effect")
+	}
+	next := make(map[string]*profile, len(cfg.Profiles))
+	var fresh []*profile
+	var errs []error
+	for name, pc := range cfg.Profiles {
+		if old := a.profiles[name]; old != nil && sameConfig(old.cfg, pc) {
+			next[name] = old
+			continue
+		}
+		p, err := a.build(name, pc)
+		if err != nil {
+			errs = append(errs, cfg.Locate(name, err))
+			continue
+		}
+		next[name] = p
+		fresh = append(fresh, p)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for name, old := range a.profiles {
+		if next[name] != old {
+			old.stop()
+			if next[name] == nil {
+				a.publish(EventRemoved, old.info())
+			}
+		}
+	}
+	for _, p := range fresh {
+		typ := EventAdded
+		if a.profiles[p.name] != nil {
+			typ = EventChanged
+		}
+		a.publish(typ, p.info())
+		p.start()
+	}
+	a.profiles = next
+	a.cfg = cfg
+	a.log.Info("config reloaded", "path", path, "profiles", len(next), "changed", len(fresh))
+	return nil
+}
+
+// scopedSecrets is the store as one profile sees it.
+type scopedSecrets struct {
+	store  SecretStore
+	prefix string
+}
+
+func (s scopedSecrets) Get(ctx context.Context, key string) (string, error) {
+	return s.store.Get(ctx, s.prefix+key)
+}
+
+func (s scopedSecrets) Set(ctx context.Context, key, value string) error {
+	return s.store.Set(ctx, s.prefix+key, value)
+}
+
+func (s scopedSecrets) Delete(ctx context.Context, key string) error {
+	return s.store.Delete(ctx, s.prefix+key)
+}

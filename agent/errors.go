@@ -1,0 +1,16 @@
+package agent
+
+import "errors"
+
+// Errors the agent returns, wrapped with context. Package ipc maps them to API error codes
+// with errors.Is.
+var (
+	ErrUnknownProfile = errors.New("unknown profile")
+	ErrNoProfile      = errors.New("no profile matches")
+	ErrBadRequest     = errors.New("bad request")
+	ErrForbidden      = errors.New("forbidden")
+	ErrNeedsLogin     = errors.New("needs login")
+	ErrLoginPending   = errors.New("login pending")
+	ErrProvider       = errors.New("provider error")
+	ErrUnavailable    = errors.New("unavailable")
+)

@@ -1,0 +1,366 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// State is where a profile stands.
+type State string
+
+const (
+	StateValid        State = "valid"         // a usable credential is cached
+	StateRefreshing   State = "refreshing"    // a fetch is in flight
+	StateExpired      State = "expired"       // no usable credential; the next request fetches one
+	StateNeedsLogin   State = "needs_login"   // only the user can fix it: log in or store a secret
+	StateLoginPending State = "login_pending" // a login waits for the user
+	StateError        State = "error"         // the last fetch failed and nothing usable is cached
+)
+
+// ProfileInfo is a snapshot of a profile, without secrets.
+type ProfileInfo struct {
+	Name      string
+	Provider  string
+	State     State
+	ExpiresAt time.Time // zero when no credential or no expiry
+	Hosts     []string
+	Username  string
+	LastError string
+	Login     *providers.Challenge
+}
+
+// Refresh policy constants, from DESIGN.md.
+const (
+	refreshAt      = 0.75 // fraction of the lifetime after which a token is refreshed
+	refreshJitter  = 0.10 // ± fraction of the lifetime
+	defaultMinMax  = 30 * time.Second
+	backoffMin     = time.Second
+	backoffMax     = 5 * time.Minute
+	fetchTimeout   = 60 * time.Second
+	defaultUsrName = "oauth2"
+)
+
+// profile is one configured credential and its cache.
+type profile struct {
+	a    *Agent
+	name string
+	cfg  *providers.ProfileConfig
+	prov providers.Provider
+
+	mu         sync.Mutex
+	cred       *providers.Credential
+	obtained   time.Time // when cred was fetched; its lifetime runs from here
+	flight     *flight
+	timer      Timer // next refresh or retry
+	failures   int   // consecutive failed fetches
+	retryAt    time.Time
+	needsLogin bool
+	lastErr    string
+	login      *providers.Challenge
+	stopped    bool
+	lastState  State
+}
+
+type flight struct {
+	done chan struct{}
+	cred *providers.Credential
+	err  error
+}
+
+func newProfile(a *Agent, name string, cfg *providers.ProfileConfig, prov providers.Provider) *profile {
+	return &profile{a: a, name: name, cfg: cfg, prov: prov, lastState: StateExpired}
+}
+
+// start fetches a first credential in the background, so state is known early.
+func (p *profile) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fetchLocked()
+}
+
+// stop cancels timers; fetches in flight finish but their results are dropped.
+func (p *profile) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+}
+
+func (p *profile) info() ProfileInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.infoLocked(p.a.clock.Now())
+}
+
+func (p *profile) infoLocked(now time.Time) ProfileInfo {
+	info := ProfileInfo{
+		Name:      p.name,
+		Provider:  p.cfg.Provider,
+		State:     p.stateLocked(now),
+		Hosts:     append([]string(nil), p.cfg.Hosts...),
+		Username:  p.username(),
+		LastError: p.lastErr,
+	}
+	if p.cred != nil {
+		info.ExpiresAt = p.cred.ExpiresAt
+	}
+	if p.login != nil {
+		l := *p.login
+		info.Login = &l
+	}
+	return info
+}
+
+func (p *profile) username() string {
+	if p.cfg.Username != "" {
+		return p.cfg.Username
+	}
+	return defaultUsrName
+}
+
+func (p *profile) stateLocked(now time.Time) State {
+	switch {
+	case p.login != nil:
+		return StateLoginPending
+	case p.flight != nil:
+		return StateRefreshing
+	case p.needsLogin:
+		return StateNeedsLogin
+	case usable(p.cred, now):
+		return StateValid
+	case p.lastErr != "":
+		return StateError
+	}
+	return StateExpired
+}
+
+// usable reports whether c can still be handed out at all.
+func usable(c *providers.Credential, now time.Time) bool {
+	return c != nil && (c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt))
+}
+
+// notifyLocked publishes an event when the state or what a watcher sees changed.
+func (p *profile) notifyLocked(force bool) {
+	if p.stopped {
+		return
+	}
+	info := p.infoLocked(p.a.clock.Now())
+	if !force && info.State == p.lastState {
+		return
+	}
+	p.lastState = info.State
+	p.a.publish(EventChanged, info)
+}
+
+// minValidFor is how much validity a request needs by default for cred.
+func (p *profile) minValidFor(c *providers.Credential) time.Duration {
+	if p.cfg.MinValid > 0 {
+		return p.cfg.MinValid.D()
+	}
+	life := c.ExpiresAt.Sub(p.obtained)
+	return min(defaultMinMax, life/4)
+}
+
+func (p *profile) fresh(c *providers.Credential, now time.Time, minValid time.Duration) bool {
+	if c == nil {
+		return false
+	}
+	if c.ExpiresAt.IsZero() {
+		return true
+	}
+	if minValid < 0 {
+		minValid = p.minValidFor(c)
+	}
+	left := c.ExpiresAt.Sub(now)
+	return left > 0 && left >= minValid
+}
+
+func (p *profile) allows(target *url.URL) error {
+	if err := checkScheme(target); err != nil {
+		return fmt.Errorf("profile %s: %s: %w", p.name, err, ErrForbidden)
+	}
+	if len(p.cfg.Hosts) == 0 {
+		return fmt.Errorf("profile %s has no hosts, so its token goes nowhere by URL; add hosts = [\"%s\"] to it: %w", p.name, target.Hostname(), ErrForbidden)
+	}
+	host, port := target.Hostname(), urlPort(target)
+	for _, h := range p.cfg.Hosts {
+		if hostMatch(h, host, port) > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("profile %s may not send its token to %s (not in its hosts): %w", p.name, target.Host, ErrForbidden)
+}
+
+func (p *profile) credential(ctx context.Context, minValid time.Duration) (*CredentialInfo, error) {
+	p.mu.Lock()
+	now := p.a.clock.Now()
+	if p.fresh(p.cred, now, minValid) {
+		c := p.cred
+		p.mu.Unlock()
+		return p.wrap(c), nil
+	}
+	switch {
+	case p.needsLogin || (p.flight == nil && !p.retryAt.IsZero() && now.Before(p.retryAt)):
+		// No fetch now: the user has to act, or we are backing off. A still-usable token
+		// is better than none.
+		if usable(p.cred, now) {
+			c := p.cred
+			p.mu.Unlock()
+			return p.wrap(c), nil
+		}
+		err := p.errorLocked()
+		p.mu.Unlock()
+		return nil, err
+	}
+	f := p.fetchLocked()
+	p.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		p.mu.Lock()
+		c := p.cred
+		ok := usable(c, p.a.clock.Now())
+		p.mu.Unlock()
+		if ok {
+			return p.wrap(c), nil
+		}
+		return nil, f.err
+	}
+	return p.wrap(f.cred), nil
+}
+
+func (p *profile) wrap(c *providers.Credential) *CredentialInfo {
+	return &CredentialInfo{Profile: p.name, Username: p.username(), Credential: *c}
+}
+
+// errorLocked explains why no credential can be served right now.
+func (p *profile) errorLocked() error {
+	if p.needsLogin {
+		return fmt.Errorf("profile %s: %s: %w", p.name, p.lastErr, ErrNeedsLogin)
+	}
+	wait := p.retryAt.Sub(p.a.clock.Now()).Round(time.Second)
+	return fmt.Errorf("profile %s: %s (next try in %s): %w", p.name, p.lastErr, wait, ErrProvider)
+}
+
+// fetchLocked joins the fetch in flight or starts one.
+func (p *profile) fetchLocked() *flight {
+	if p.flight != nil {
+		return p.flight
+	}
+	f := &flight{done: make(chan struct{})}
+	p.flight = f
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.notifyLocked(false)
+	go p.runFetch(f)
+	return f
+}
+
+func (p *profile) runFetch(f *flight) {
+	ctx, cancel := context.WithTimeout(p.a.ctx, fetchTimeout)
+	defer cancel()
+	cred, err := p.prov.Fetch(ctx)
+	if err == nil && cred == nil {
+		err = errors.New("provider returned no credential")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.a.clock.Now()
+	p.flight = nil
+	if err != nil {
+		f.err = p.failedLocked(now, err)
+	} else {
+		f.cred = cred
+		p.succeededLocked(now, cred)
+	}
+	close(f.done)
+	p.notifyLocked(true)
+}
+
+func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
+	p.cred, p.obtained = cred, now
+	p.failures, p.retryAt, p.needsLogin, p.lastErr = 0, time.Time{}, false, ""
+	if cred.ExpiresAt.IsZero() || p.stopped {
+		return
+	}
+	life := cred.ExpiresAt.Sub(now)
+	var at time.Duration
+	if p.cfg.RefreshBefore > 0 {
+		at = life - p.cfg.RefreshBefore.D()
+	} else {
+		at = time.Duration(float64(life) * refreshAt)
+	}
+	at += time.Duration((p.a.opts.Jitter()*2 - 1) * refreshJitter * float64(life))
+	at = max(at, 0)
+	p.scheduleLocked(at)
+	p.a.log.Debug("credential fetched", "profile", p.name, "expires_at", cred.ExpiresAt.UTC(), "refresh_in", at.Round(time.Millisecond))
+}
+
+// failedLocked records a failed fetch and returns the error for waiting callers.
+func (p *profile) failedLocked(now time.Time, err error) error {
+	if errors.Is(err, providers.ErrNeedsLogin) {
+		p.needsLogin = true
+		p.lastErr = err.Error()
+		p.retryAt = time.Time{}
+		p.a.log.Warn("profile needs login", "profile", p.name, "error", err)
+		return fmt.Errorf("profile %s: %w: %w", p.name, err, ErrNeedsLogin)
+	}
+	p.failures++
+	backoff := backoffMin * time.Duration(math.Pow(2, float64(min(p.failures-1, 20))))
+	backoff = min(backoff, backoffMax)
+	wait := time.Duration(p.a.opts.Jitter() * float64(backoff)) // full jitter
+	p.retryAt = now.Add(wait)
+	p.lastErr = err.Error()
+	p.a.log.Warn("fetch failed", "profile", p.name, "error", err, "failures", p.failures, "retry_in", wait.Round(time.Millisecond))
+	if !p.stopped {
+		p.scheduleLocked(wait)
+	}
+	return fmt.Errorf("profile %s: %w: %w", p.name, err, ErrProvider)
+}
+
+func (p *profile) scheduleLocked(d time.Duration) {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timer = p.a.clock.AfterFunc(d, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.stopped || p.needsLogin {
+			return
+		}
+		p.timer = nil
+		p.retryAt = time.Time{}
+		p.fetchLocked()
+	})
+}
+
+func (p *profile) reject() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cred = nil
+	p.retryAt = time.Time{}
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.a.log.Info("credential rejected by a server; dropped from cache", "profile", p.name)
+	p.notifyLocked(true)
+}
+
+func sameConfig(a, b *providers.ProfileConfig) bool { return reflect.DeepEqual(a, b) }

@@ -1,0 +1,65 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// keyringProbeAccount is read, never written, to see whether the keyring answers.
+const keyringProbeAccount = "authagent-probe"
+
+// OpenSecretStore opens the store named by the config's secret_store: "memory", or
+// "keyring" (the default, also for ""). When the keyring does not answer it falls back to
+// a MemoryStore whose Info().Warning tells the user, and logs that warning once.
+func OpenSecretStore(ctx context.Context, kind string, log *slog.Logger) (SecretStore, error) {
+	ks := NewKeyringStore()
+	ks.Log = log
+	return openSecretStore(ctx, kind, log, ks)
+}
+
+func openSecretStore(ctx context.Context, kind string, log *slog.Logger, ks *KeyringStore) (SecretStore, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch kind {
+	case "memory":
+		return NewMemoryStore(), nil
+	case "keyring", "":
+	default:
+		return nil, fmt.Errorf("unknown secret_store %q: use \"keyring\" or \"memory\"", kind)
+	}
+
+	_, err := ks.Get(ctx, keyringProbeAccount)
+	if err == nil || errors.Is(err, providers.ErrSecretNotFound) {
+		return ks, nil
+	}
+	if ctx.Err() != nil {
+		// The caller gave up (the agent is stopping); that says nothing about the keyring.
+		return nil, fmt.Errorf("open secret store: %w", err)
+	}
+	m := NewMemoryStore()
+	m.warning = keyringFallbackWarning()
+	log.Warn(m.warning, "err", err)
+	return m, nil
+}
+
+func keyringFallbackWarning() string {
+	const lost = "the OS keyring is not available, so secrets are kept in memory only and will NOT " +
+		"survive a restart of the agent: you will have to log in and add API secrets again. "
+	const accept = "; or set secret_store = \"memory\" in config.toml to accept this and silence the warning"
+	switch runtime.GOOS {
+	case "darwin":
+		return lost + "To fix it, make sure your login keychain exists and is unlocked" + accept
+	case "windows":
+		return lost + "To fix it, make sure Windows Credential Manager is available to your user" + accept
+	default:
+		return lost + "To fix it, install and run a Secret Service such as gnome-keyring in your D-Bus " +
+			"session (for example `apt-get install gnome-keyring`, then log in to a desktop session, " +
+			"or start the agent under `dbus-run-session`)" + accept
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/authagent/authagent/ipc"
+)
+
+func credentialOpts(minValid time.Duration) []ipc.CredentialOption {
+	if minValid > 0 {
+		return []ipc.CredentialOption{ipc.MinValid(minValid)}
+	}
+	return nil
+}
+
+func newTokenCmd(c *cli) *cobra.Command {
+	var minValid time.Duration
+	cmd := &cobra.Command{
+		Use:   "token NAME",
+		Short: "Print a profile's current access token",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cred, err := c.client.Credential(cmd.Context(), args[0], credentialOpts(minValid)...)
+			if err != nil {
+				return err
+			}
+			fmt.Println(cred.Token)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&minValid, "min-valid", 0, "refresh first when less than this is left")
+	return cmd
+}
+
+func newHeaderCmd(c *cli) *cobra.Command {
+	var minValid time.Duration
+	cmd := &cobra.Command{
+		Use:     "header NAME",
+		Short:   "Print a profile's HTTP headers, one 'Name: value' per line (for curl -H @-)",
+		Example: `  authagent header work | curl -H @- https://api.example.com/`,
+		Args:    exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cred, err := c.client.Credential(cmd.Context(), args[0], credentialOpts(minValid)...)
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(cred.Headers))
+			for k := range cred.Headers {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			var b strings.Builder
+			for _, k := range names {
+				fmt.Fprintf(&b, "%s: %s\n", k, cred.Headers[k])
+			}
+			_, err = os.Stdout.WriteString(b.String())
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&minValid, "min-valid", 0, "refresh first when less than this is left")
+	return cmd
+}
+
+func newExecCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "exec NAME -- COMMAND [ARG…]",
+		Short: "Run a command with the profile's token in AUTHAGENT_TOKEN",
+		Long: `Run a command with the profile's current access token in the environment variable
+AUTHAGENT_TOKEN. Only that command (and what it starts) sees the token; authagent replaces
+itself with the command, so its exit status is the command's.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 || cmd.ArgsLenAtDash() != 1 {
+				return usageError{"usage: authagent exec NAME -- COMMAND [ARG…]"}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cred, err := c.client.Credential(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			path, err := exec.LookPath(args[1])
+			if err != nil {
+				return err
+			}
+			env := append(withoutVar(os.Environ(), "AUTHAGENT_TOKEN"), "AUTHAGENT_TOKEN="+cred.Token)
+			return syscall.Exec(path, args[1:], env)
+		},
+	}
+	return cmd
+}
+
+func withoutVar(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func newStatusCmd(c *cli) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether an agent answers, its version, uptime and secret store",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := c.client.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(st)
+			}
+			sock := c.socket
+			if sock == "" {
+				sock = ipc.DefaultSocketPath()
+			}
+			fmt.Printf("agent %s, pid %d, up %s, socket %s\n", st.Version, st.PID, (time.Duration(st.UptimeS) * time.Second).String(), sock)
+			persist := "secrets survive a restart"
+			if !st.SecretStore.Persistent {
+				persist = "secrets do NOT survive a restart"
+			}
+			fmt.Printf("secret store: %s (%s)\n", st.SecretStore.Kind, persist)
+			if w := st.SecretStore.Warning; w != "" {
+				fmt.Println("warning:", w)
+			}
+			fmt.Printf("profiles: %d\n", st.Profiles)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Println("authagent", version)
+		},
+	}
+}

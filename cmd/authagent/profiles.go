@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/providers"
+)
+
+func newAddCmd(c *cli) *cobra.Command {
+	var spec providers.ProfileConfig
+	var headers, metadata []string
+	var noSecret, withSecret bool
+	cmd := &cobra.Command{
+		Use:   "add NAME --provider KIND [flags]",
+		Short: "Define a profile (or redefine it) and store its secret",
+		Long: `Define a profile in the agent's config file, or replace its definition, and store its
+secret in the secret store. The secret is read from stdin, or with a no-echo prompt when
+stdin is a terminal; it is never taken from the command line.
+
+    printf %s "$KEY" | authagent add hub --provider apikey --key-id a1b2c3 \
+        --header 'X-API-Key-ID={key_id}' --header 'X-API-Key={secret}' --host api.example.com
+
+apikey profiles read a secret unless --no-secret (keep the stored one) is given; other
+kinds read one (e.g. an OAuth client secret) only with --secret.`,
+		Args: exactArgs(1, "NAME --provider KIND [flags]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if spec.Provider == "" {
+				return usageError{"--provider is required (apikey, devicecode or externaljwt)"}
+			}
+			var err error
+			if spec.Headers, err = keyValues("--header", headers); err != nil {
+				return err
+			}
+			if spec.Metadata, err = keyValues("--metadata", metadata); err != nil {
+				return err
+			}
+			body := ipc.ProfileSpec{ProfileConfig: spec}
+			if withSecret || (spec.Provider == "apikey" && !noSecret) {
+				s, err := readSecret(fmt.Sprintf("Secret for %s: ", name))
+				if err != nil {
+					return err
+				}
+				body.Secret = &s
+			}
+			if err := c.client.PutProfile(cmd.Context(), name, body); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "profile %s saved\n", name)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.Provider, "provider", "", "credential kind: apikey, devicecode or externaljwt")
+	f.StringSliceVar(&spec.Hosts, "host", nil, "host the token may be sent to (repeatable; *.example.com for subdomains)")
+	f.StringVar(&spec.Username, "username", "", "user name for git (default oauth2)")
+	f.StringVar(&spec.Mode, "mode", "", "apikey mode (headers)")
+	f.StringVar(&spec.KeyID, "key-id", "", "apikey: key id, usable as {key_id} in templates")
+	f.StringArrayVar(&headers, "header", nil, "apikey: header template NAME=VALUE, e.g. 'X-API-Key={secret}' (repeatable)")
+	f.StringArrayVar(&metadata, "metadata", nil, "apikey: gRPC metadata template key=VALUE (repeatable; default: the headers, lowercased)")
+	f.StringVar(&spec.Issuer, "issuer", "", "devicecode: OpenID issuer URL")
+	f.StringVar(&spec.ClientID, "client-id", "", "devicecode: OAuth client id")
+	f.StringSliceVar(&spec.Scopes, "scope", nil, "devicecode: scope (repeatable)")
+	f.StringVar(&spec.Audience, "audience", "", "devicecode: audience parameter")
+	f.StringVar(&spec.TokenURL, "token-url", "", "token endpoint, when not discovered")
+	f.StringVar(&spec.DeviceAuthURL, "device-auth-url", "", "devicecode: device authorization endpoint, when not discovered")
+	f.StringVar(&spec.File, "file", "", "externaljwt: file holding the token")
+	f.StringArrayVar(&spec.Command, "command", nil, "externaljwt: command argv, one --command per word")
+	f.BoolVar(&noSecret, "no-secret", false, "do not read a secret (keep the stored one)")
+	f.BoolVar(&withSecret, "secret", false, "read a secret for this profile (stdin or prompt)")
+	return cmd
+}
+
+func keyValues(flag string, items []string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(items))
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usageError{fmt.Sprintf("%s %q: want NAME=VALUE", flag, it)}
+		}
+		m[strings.TrimSpace(k)] = v
+	}
+	return m, nil
+}
+
+// readSecret reads a secret with a no-echo prompt from a terminal, or else all of stdin.
+func readSecret(prompt string) (string, error) {
+	fd := int(os.Stdin.Fd())
+	var b []byte
+	var err error
+	if term.IsTerminal(fd) {
+		fmt.Fprint(os.Stderr, prompt)
+		b, err = term.ReadPassword(fd)
+		fmt.Fprintln(os.Stderr)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(bufio.NewReader(os.Stdin), 64<<10+1))
+		if len(b) > 64<<10 {
+			return "", errors.New("secret on stdin is longer than 64 KiB")
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", errors.New("no secret given: pipe it on stdin (printf %s \"$KEY\" | authagent add …) or type it at the prompt")
+	}
+	return s, nil
+}
+
+func newRemoveCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a profile from the config and its secrets from the secret store",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.client.DeleteProfile(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "profile %s removed\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newListCmd(c *cli) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List profiles with their state and expiry (never a secret)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			st, err := c.client.Status(ctx)
+			if err != nil {
+				return err
+			}
+			ps, err := c.client.Profiles(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(struct {
+					Profiles    []ipc.Profile   `json:"profiles"`
+					SecretStore ipc.SecretStore `json:"secret_store"`
+				}{ps, st.SecretStore})
+			}
+			if w := st.SecretStore.Warning; w != "" {
+				fmt.Fprintln(os.Stderr, "warning:", w)
+			}
+			if len(ps) == 0 {
+				fmt.Fprintln(os.Stderr, "no profiles; define one with `authagent add NAME --provider …`")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPROVIDER\tSTATE\tEXPIRES\tHOSTS")
+			now := time.Now()
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Provider, p.State, expiry(p.ExpiresAt, now), strings.Join(p.Hosts, ","))
+			}
+			tw.Flush()
+			for _, p := range ps {
+				if p.LastError != "" {
+					fmt.Printf("%s: %s\n", p.Name, p.LastError)
+				}
+				if l := p.Login; l != nil {
+					fmt.Printf("%s: log in at %s with code %s\n", p.Name, l.VerificationURI, l.UserCode)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// expiry renders an expiry for people: "in 41m", "expired 3m ago", "never".
+func expiry(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	d := t.Sub(now).Round(time.Second)
+	if d < 0 {
+		return "expired " + (-d).String() + " ago"
+	}
+	return "in " + d.String()
+}
+
+func writeJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

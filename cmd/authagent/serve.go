@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/authagent/authagent/agent"
+	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/apikey"
+)
+
+// factories are the credential kinds this build knows.
+func factories() map[string]providers.Factory {
+	return map[string]providers.Factory{
+		apikey.Name: apikey.New,
+	}
+}
+
+func newServeCmd(c *cli) *cobra.Command {
+	var configPath, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the agent in the foreground",
+		Long: `Run the agent in the foreground, logging to stderr. It listens on the socket
+($AUTHAGENT_SOCK, else $XDG_RUNTIME_DIR/authagent/agent.sock, else /tmp/authagent-$UID/),
+reloads its config on SIGHUP and stops on SIGINT or SIGTERM.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Sprintf("--log-level: %v", err)}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return serve(cmd.Context(), log, c.socket, configPath)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "config file (default $AUTHAGENT_CONFIG, else $XDG_CONFIG_HOME/authagent/config.toml)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func serve(ctx context.Context, log *slog.Logger, socket, configPath string) error {
+	if err := agent.Harden(); err != nil {
+		log.Warn("could not harden the process", "error", err)
+	}
+	if configPath == "" {
+		p, err := agent.DefaultConfigPath()
+		if err != nil {
+			return err
+		}
+		configPath = p
+	}
+	cfg, err := agent.LoadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := agent.OpenSecretStore(ctx, cfg.SecretStore, log)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(agent.Options{
+		Config:    cfg,
+		Store:     store,
+		Providers: factories(),
+		Logger:    log,
+		Version:   version,
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if socket == "" {
+		socket = ipc.DefaultSocketPath()
+	}
+	ln, err := ipc.Listen(socket)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := a.Reload(); err != nil {
+					log.Error("config reload failed; keeping the old config", "path", configPath, "error", err)
+				}
+			}
+		}
+	}()
+	info := store.Info()
+	log.Info("agent listening", "socket", socket, "config", configPath, "secret_store", info.Kind, "persistent", info.Persistent, "pid", os.Getpid(), "version", version)
+	err = (&ipc.Server{Agent: a, Log: log}).Serve(ctx, ln)
+	log.Info("agent stopped")
+	return err
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/authagent/authagent/ipc"
+)
+
+func newStartCmd(c *cli) *cobra.Command {
+	var fish bool
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start an agent in the background unless one answers, and print its environment",
+		Long: `Start an agent in the background unless one already answers on the socket, then print
+the shell commands that point clients at it, like ssh-agent -s:
+
+    eval "$(authagent start)"          # sh, bash, zsh
+    authagent start --fish | source    # fish
+
+The background agent logs to $XDG_STATE_HOME/authagent/agent.log
+(default ~/.local/state/authagent/agent.log).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sock := c.socket
+			if sock == "" {
+				sock = ipc.DefaultSocketPath()
+			}
+			if abs, err := filepath.Abs(sock); err == nil {
+				sock = abs
+			}
+			client := &ipc.Client{Socket: sock}
+			st, err := client.Status(cmd.Context())
+			if err != nil {
+				if st, err = spawnAgent(cmd.Context(), client, sock, configPath); err != nil {
+					return err
+				}
+			}
+			if fish {
+				fmt.Printf("set -x AUTHAGENT_SOCK %s;\necho Agent pid %d;\n", shellQuote(sock), st.PID)
+			} else {
+				fmt.Printf("AUTHAGENT_SOCK=%s; export AUTHAGENT_SOCK;\necho Agent pid %d;\n", shellQuote(sock), st.PID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&fish, "fish", false, "print fish syntax")
+	cmd.Flags().StringVar(&configPath, "config", "", "config file for the new agent")
+	return cmd
+}
+
+// spawnAgent starts `authagent serve` detached from this terminal and waits until it answers.
+func spawnAgent(ctx context.Context, client *ipc.Client, sock, configPath string) (*ipc.Status, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logPath, err := agentLogPath()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open agent log: %w", err)
+	}
+	defer logf.Close()
+	args := []string{"serve", "--socket", sock}
+	if configPath != "" {
+		args = append(args, "--config", configPath)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(10 * time.Second)
+	for {
+		st, err := client.Status(ctx)
+		if err == nil {
+			cmd.Process.Release()
+			return st, nil
+		}
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("the agent exited at start (%v); see %s", err, logPath)
+		case <-deadline:
+			return nil, errors.New("the agent did not answer within 10s; see " + logPath)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func agentLogPath() (string, error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "authagent", "agent.log"), nil
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

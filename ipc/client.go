@@ -1,0 +1,239 @@
+package ipc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ErrNoAgent means nothing answers on the socket.
+var ErrNoAgent = errors.New("no agent is running")
+
+// Client talks to the agent. Its zero value finds the socket by itself
+// (DefaultSocketPath); set Socket or Dial to point it elsewhere. It is safe for concurrent
+// use and keeps connections alive; do not copy it after first use.
+type Client struct {
+	Socket string                                                            // default: DefaultSocketPath()
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error) // default: a net.Dialer on Socket
+
+	once sync.Once
+	hc   *http.Client
+}
+
+func (c *Client) socket() string {
+	if c.Socket != "" {
+		return c.Socket
+	}
+	return DefaultSocketPath()
+}
+
+func (c *Client) http() *http.Client {
+	c.once.Do(func() {
+		sock := c.socket()
+		dial := c.Dial
+		if dial == nil {
+			var d net.Dialer
+			dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", sock)
+			}
+		}
+		c.hc = &http.Client{Transport: &http.Transport{
+			DialContext:         dial,
+			MaxIdleConnsPerHost: 8,
+			IdleConnTimeout:     ClientIdle - time.Second, // close before the agent drops us
+			DisableCompression:  true,
+		}}
+	})
+	return c.hc
+}
+
+// do sends one request; a non-2xx answer becomes an *Error.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := "http://authagent" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return c.connError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readError(resp)
+	}
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("read agent answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) connError(err error) error {
+	var ne *net.OpError
+	if errors.As(err, &ne) && ne.Op == "dial" {
+		return fmt.Errorf("%w at %s: start one with `eval \"$(authagent start)\"` (or `authagent serve`), or set AUTHAGENT_SOCK: %w", ErrNoAgent, c.socket(), err)
+	}
+	return fmt.Errorf("talk to agent at %s: %w", c.socket(), err)
+}
+
+func readError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var eb errorBody
+	if json.Unmarshal(b, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
+		eb.Error.Status = resp.StatusCode
+		return eb.Error
+	}
+	return &Error{Status: resp.StatusCode, Code: CodeInternal,
+		Message: fmt.Sprintf("agent answered %s", resp.Status)}
+}
+
+// Status describes the agent.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	return &s, c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &s)
+}
+
+// Profiles lists every profile.
+func (c *Client) Profiles(ctx context.Context) ([]Profile, error) {
+	var out struct {
+		Profiles []Profile `json:"profiles"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/profiles", nil, nil, &out)
+	return out.Profiles, err
+}
+
+// Profile describes one profile.
+func (c *Client) Profile(ctx context.Context, name string) (*Profile, error) {
+	var p Profile
+	return &p, c.do(ctx, http.MethodGet, "/v1/profiles/"+url.PathEscape(name), nil, nil, &p)
+}
+
+// CredentialOption tunes a credential request.
+type CredentialOption func(url.Values)
+
+// MinValid asks for a credential valid at least d longer; the agent refreshes first if
+// less is left.
+func MinValid(d time.Duration) CredentialOption {
+	return func(q url.Values) { q.Set("min_valid", strconv.Itoa(int(d/time.Second))) }
+}
+
+// ForURL asks the agent to check that the profile may send its token to target.
+func ForURL(target string) CredentialOption {
+	return func(q url.Values) { q.Set("url", target) }
+}
+
+// Credential returns a profile's current credential.
+func (c *Client) Credential(ctx context.Context, profile string, opts ...CredentialOption) (*Credential, error) {
+	q := url.Values{}
+	for _, o := range opts {
+		o(q)
+	}
+	var cr Credential
+	return &cr, c.do(ctx, http.MethodGet, "/v1/profiles/"+url.PathEscape(profile)+"/credential", q, nil, &cr)
+}
+
+// CredentialForURL returns the credential of the profile whose hosts match target's host.
+func (c *Client) CredentialForURL(ctx context.Context, target string, opts ...CredentialOption) (*Credential, error) {
+	q := url.Values{}
+	for _, o := range opts {
+		o(q)
+	}
+	q.Set("url", target)
+	var cr Credential
+	return &cr, c.do(ctx, http.MethodGet, "/v1/credential", q, nil, &cr)
+}
+
+// Reject tells the agent a server refused the profile's token, so the next request gets
+// a fresh one.
+func (c *Client) Reject(ctx context.Context, profile string) error {
+	return c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/reject", nil, nil, nil)
+}
+
+// PutProfile defines or replaces a profile; spec.Secret, when set, goes to the secret store.
+func (c *Client) PutProfile(ctx context.Context, name string, spec ProfileSpec) error {
+	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(name), nil, spec, nil)
+}
+
+// DeleteProfile removes a profile and its secrets.
+func (c *Client) DeleteProfile(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// Watcher reads the event stream.
+type Watcher struct {
+	body io.ReadCloser
+	sc   *bufio.Scanner
+}
+
+// Watch subscribes to profile events. With initial set, the first events are the current
+// profiles (type "current"). Close the watcher when done; cancelling ctx also ends it.
+func (c *Client) Watch(ctx context.Context, initial bool) (*Watcher, error) {
+	q := ""
+	if initial {
+		q = "?initial=true"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://authagent/v1/events"+q, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, c.connError(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, readError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return &Watcher{body: resp.Body, sc: sc}, nil
+}
+
+// Next blocks for the next event. It returns io.EOF when the agent ended the stream.
+func (w *Watcher) Next() (Event, error) {
+	for w.sc.Scan() {
+		if len(bytes.TrimSpace(w.sc.Bytes())) == 0 {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal(w.sc.Bytes(), &e); err != nil {
+			return Event{}, fmt.Errorf("bad event from agent: %w", err)
+		}
+		return e, nil
+	}
+	if err := w.sc.Err(); err != nil {
+		return Event{}, err
+	}
+	return Event{}, io.EOF
+}
+
+// Close ends the subscription.
+func (w *Watcher) Close() error { return w.body.Close() }

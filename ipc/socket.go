@@ -1,0 +1,102 @@
+package ipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Peer is the process on the other end of a connection.
+type Peer struct {
+	UID, PID int
+	Known    bool // false when the OS could not tell
+}
+
+// ErrAgentRunning means another agent already answers on the socket.
+var ErrAgentRunning = errors.New("an agent is already running")
+
+// DefaultSocketPath is where the agent listens and clients connect: $AUTHAGENT_SOCK, else
+// $XDG_RUNTIME_DIR/authagent/agent.sock, else /tmp/authagent-$UID/agent.sock.
+func DefaultSocketPath() string {
+	if p := os.Getenv("AUTHAGENT_SOCK"); p != "" {
+		return p
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "authagent", "agent.sock")
+	}
+	return filepath.Join(os.TempDir(), "authagent-"+strconv.Itoa(os.Getuid()), "agent.sock")
+}
+
+// Listen creates the socket at path: its directory is created 0700 and must belong to us,
+// the socket is made 0600, a stale socket file is replaced, and a live agent on it makes
+// Listen fail with ErrAgentRunning.
+func Listen(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := ensurePrivateDir(dir); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; move it away or set AUTHAGENT_SOCK to another path", path)
+		}
+		if alive(path) {
+			return nil, fmt.Errorf("%w on %s: use it (export AUTHAGENT_SOCK=%s), or stop it first", ErrAgentRunning, path, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return ln, nil
+}
+
+// ensurePrivateDir creates dir 0700, or checks that an existing one is ours and closes it
+// to others if it was opened up.
+func ensurePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create socket directory: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("socket directory %s belongs to uid %d, not to you (uid %d); set AUTHAGENT_SOCK to a path in a directory of your own", dir, st.Uid, os.Getuid())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("socket directory %s is open to others and chmod 0700 failed: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// alive reports whether something accepts connections on the socket.
+func alive(path string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

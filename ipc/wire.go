@@ -1,0 +1,122 @@
+package ipc
+
+import (
+	"time"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// Profile is a profile as the API shows it. It never holds a secret.
+type Profile struct {
+	Name      string          `json:"name"`
+	Provider  string          `json:"provider"`
+	State     string          `json:"state"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	Hosts     []string        `json:"hosts"`
+	Username  string          `json:"username,omitempty"`
+	LastError string          `json:"last_error,omitempty"`
+	Login     *LoginChallenge `json:"login,omitempty"`
+}
+
+// Profile states.
+const (
+	StateValid        = "valid"
+	StateRefreshing   = "refreshing"
+	StateExpired      = "expired"
+	StateNeedsLogin   = "needs_login"
+	StateLoginPending = "login_pending"
+	StateError        = "error"
+)
+
+// Credential is a profile's current credential, ready to be put on a request.
+type Credential struct {
+	Profile      string            `json:"profile"`
+	TokenType    string            `json:"token_type"`
+	Token        string            `json:"token"`
+	ExpiresAt    *time.Time        `json:"expires_at,omitempty"`
+	Headers      map[string]string `json:"headers"`
+	GRPCMetadata map[string]string `json:"grpc_metadata"`
+	Username     string            `json:"username,omitempty"`
+}
+
+// LoginChallenge is what a user needs to complete a device login.
+type LoginChallenge struct {
+	UserCode                string    `json:"user_code"`
+	VerificationURI         string    `json:"verification_uri"`
+	VerificationURIComplete string    `json:"verification_uri_complete,omitempty"`
+	ExpiresAt               time.Time `json:"expires_at"`
+	Interval                int       `json:"interval"` // seconds
+}
+
+// Status describes the agent.
+type Status struct {
+	Version     string      `json:"version"`
+	PID         int         `json:"pid"`
+	UptimeS     int64       `json:"uptime_s"`
+	Profiles    int         `json:"profiles"`
+	SecretStore SecretStore `json:"secret_store"`
+}
+
+// SecretStore says where the agent keeps secrets and whether they survive a restart.
+type SecretStore struct {
+	Kind       string `json:"kind"`
+	Persistent bool   `json:"persistent"`
+	Warning    string `json:"warning,omitempty"`
+}
+
+// Event is one line of GET /v1/events.
+type Event struct {
+	Type    string    `json:"type"` // "added", "changed", "removed"; "current" for the initial list
+	Profile Profile   `json:"profile"`
+	Time    time.Time `json:"time"`
+}
+
+// ProfileSpec is the body of PUT /v1/profiles/{name}: the profile's config keys, as in the
+// TOML table, plus an optional secret that goes straight to the secret store.
+type ProfileSpec struct {
+	providers.ProfileConfig
+	Secret *string `json:"secret,omitempty"`
+}
+
+// TokenPush is the body of PUT /v1/profiles/{name}/token.
+type TokenPush struct {
+	Token     string     `json:"token"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// API error codes.
+const (
+	CodeBadRequest     = "bad_request"
+	CodeNeedsLogin     = "needs_login"
+	CodeForbidden      = "forbidden"
+	CodeUnknownProfile = "unknown_profile"
+	CodeNoProfile      = "no_profile"
+	CodeNotFound       = "not_found"
+	CodeLoginPending   = "login_pending"
+	CodeTooLarge       = "too_large"
+	CodeProviderError  = "provider_error"
+	CodeUnavailable    = "unavailable"
+	CodeInternal       = "internal"
+)
+
+// Error is an API error. The client returns it for every non-2xx answer; use errors.As.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+type errorBody struct {
+	Error *Error `json:"error"`
+}
+
+// apiTime renders a time for the API: UTC, whole seconds, nil when zero.
+func apiTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Second)
+	return &u
+}

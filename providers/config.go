@@ -1,0 +1,99 @@
+package providers
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// ProfileConfig holds every key a profile table may contain, for all kinds. The agent decodes
+// the config file strictly into it (an unknown key is an error with its line), and each
+// provider's Factory rejects keys that make no sense for its kind. The same struct is the
+// JSON body of PUT /v1/profiles/{name}. It never holds a secret.
+type ProfileConfig struct {
+	Provider string `toml:"provider" json:"provider"`
+
+	// Common to all kinds.
+	Hosts         []string `toml:"hosts,omitempty" json:"hosts,omitempty"`
+	Username      string   `toml:"username,omitempty" json:"username,omitempty"`
+	RefreshBefore Duration `toml:"refresh_before,omitempty" json:"refresh_before,omitempty"`
+	MinValid      Duration `toml:"min_valid,omitempty" json:"min_valid,omitempty"`
+
+	// devicecode.
+	Issuer        string   `toml:"issuer,omitempty" json:"issuer,omitempty"`
+	DeviceAuthURL string   `toml:"device_auth_url,omitempty" json:"device_auth_url,omitempty"`
+	TokenURL      string   `toml:"token_url,omitempty" json:"token_url,omitempty"`
+	RevocationURL string   `toml:"revocation_url,omitempty" json:"revocation_url,omitempty"`
+	ClientID      string   `toml:"client_id,omitempty" json:"client_id,omitempty"`
+	Scopes        []string `toml:"scopes,omitempty" json:"scopes,omitempty"`
+	Audience      string   `toml:"audience,omitempty" json:"audience,omitempty"`
+	Resource      string   `toml:"resource,omitempty" json:"resource,omitempty"`
+
+	// apikey.
+	Mode     string            `toml:"mode,omitempty" json:"mode,omitempty"`
+	KeyID    string            `toml:"key_id,omitempty" json:"key_id,omitempty"`
+	Headers  map[string]string `toml:"headers,omitempty" json:"headers,omitempty"`
+	Metadata map[string]string `toml:"metadata,omitempty" json:"metadata,omitempty"`
+	Region   string            `toml:"region,omitempty" json:"region,omitempty"`
+	Service  string            `toml:"service,omitempty" json:"service,omitempty"`
+
+	// externaljwt.
+	Command  []string          `toml:"command,omitempty" json:"command,omitempty"`
+	Env      map[string]string `toml:"env,omitempty" json:"env,omitempty"`
+	Dir      string            `toml:"dir,omitempty" json:"dir,omitempty"`
+	Timeout  Duration          `toml:"timeout,omitempty" json:"timeout,omitempty"`
+	File     string            `toml:"file,omitempty" json:"file,omitempty"`
+	Lifetime Duration          `toml:"lifetime,omitempty" json:"lifetime,omitempty"`
+	JWKSURL  string            `toml:"jwks_url,omitempty" json:"jwks_url,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s", "5m") in TOML and JSON.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (want something like \"90s\" or \"5m\"): %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("not a duration string: %s", b)
+	}
+	return d.UnmarshalText([]byte(s))
+}
+
+// CheckKeys returns a *ConfigError for the first key that is set in cfg but not among the
+// keys the kind accepts. The common keys (provider, hosts, username, refresh_before,
+// min_valid) are always accepted.
+func CheckKeys(cfg *ProfileConfig, kind string, accepted ...string) error {
+	ok := map[string]bool{"provider": true, "hosts": true, "username": true, "refresh_before": true, "min_valid": true}
+	for _, k := range accepted {
+		ok[k] = true
+	}
+	v := reflect.ValueOf(cfg).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		if !ok[key] && !v.Field(i).IsZero() {
+			return &ConfigError{Key: key, Message: fmt.Sprintf("not used by provider %q; remove it", kind)}
+		}
+	}
+	return nil
+}

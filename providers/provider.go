@@ -1,0 +1,128 @@
+// Package providers is the contract between the agent and one kind of credential: the
+// Provider interface, the optional capabilities a kind may add (login, logout, push, sign),
+// the profile configuration shared by all kinds and the narrow view of the secret store each
+// provider gets. It holds no protocol (that lives in the packages below it) and no policy
+// such as caching, refresh timing or host checks (that is the agent's).
+package providers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Credential is what a provider hands the agent: a token and the HTTP headers and gRPC
+// metadata that carry it.
+type Credential struct {
+	TokenType string
+	Token     string
+	// ExpiresAt is zero when the credential has no known expiry (a static API key, or a
+	// JWT without exp that is valid until a server rejects it).
+	ExpiresAt time.Time
+	Headers   map[string]string
+	// Metadata is gRPC metadata; keys are lowercase.
+	Metadata map[string]string
+}
+
+// Provider obtains credentials for one profile. Every kind implements it:
+//
+//   - refreshing kinds (devicecode, apikey client_credentials) trade a stored secret for a
+//     new access token;
+//   - command-driven kinds (externaljwt) run a command, read a file or return a pushed token;
+//   - static kinds (apikey headers) build the same headers every time.
+//
+// The agent calls Fetch under single flight per profile, caches the result and decides when
+// to call it again. Fetch returns an error wrapping ErrNeedsLogin when only the user can fix
+// things (a dead refresh token, a missing secret); any other error is retried with backoff.
+type Provider interface {
+	Fetch(ctx context.Context) (*Credential, error)
+}
+
+// Loginer is a Provider that can run an interactive login (the device flow).
+// Login starts the flow, reports the challenge through show as soon as the IdP issues it,
+// and returns when the user completed it, the code expired or ctx was cancelled.
+type Loginer interface {
+	Login(ctx context.Context, show func(Challenge)) (*Credential, error)
+}
+
+// Logouter is a Provider that holds a grant it can revoke and forget.
+type Logouter interface {
+	Logout(ctx context.Context) error
+}
+
+// Pusher is a Provider that accepts tokens pushed by another program.
+type Pusher interface {
+	Push(ctx context.Context, token string, expiresAt time.Time) (*Credential, error)
+}
+
+// Signer is a Provider that signs requests instead of handing out its secret.
+type Signer interface {
+	Sign(ctx context.Context, req SignRequest) (map[string]string, error)
+}
+
+// Challenge is what the user needs to complete a device login.
+type Challenge struct {
+	UserCode                string
+	VerificationURI         string
+	VerificationURIComplete string
+	ExpiresAt               time.Time
+	Interval                time.Duration
+}
+
+// SignRequest describes a request to be signed.
+type SignRequest struct {
+	Method     string
+	URL        string
+	Headers    map[string]string
+	BodySHA256 string
+}
+
+// ErrNeedsLogin marks an error that no retry can fix: the user has to log in again or store
+// a new secret.
+var ErrNeedsLogin = errors.New("needs login")
+
+// ErrSecretNotFound is returned by Secrets.Get when nothing is stored under the key.
+var ErrSecretNotFound = errors.New("secret not found")
+
+// Secret keys a provider stores under its profile. The agent deletes all of them when a
+// profile is removed.
+const (
+	SecretKey       = "secret"        // API secret or OAuth client secret
+	RefreshTokenKey = "refresh_token" // OAuth refresh token
+	IDTokenKey      = "id_token"      // OIDC ID token
+	PushedTokenKey  = "pushed_token"  // a token pushed into an externaljwt profile
+)
+
+// AllSecretKeys lists every key a provider may store.
+var AllSecretKeys = []string{SecretKey, RefreshTokenKey, IDTokenKey, PushedTokenKey}
+
+// Secrets is the secret store as one profile sees it: keys are scoped to the profile.
+type Secrets interface {
+	Get(ctx context.Context, key string) (string, error)
+	Set(ctx context.Context, key, value string) error
+	Delete(ctx context.Context, key string) error
+}
+
+// Env is what the agent gives a provider when it builds one.
+type Env struct {
+	Name       string // profile name
+	Secrets    Secrets
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Factory builds the provider for one profile. It validates the profile's configuration and
+// returns a *ConfigError for anything wrong in it.
+type Factory func(cfg *ProfileConfig, env Env) (Provider, error)
+
+// ConfigError names the configuration key that is wrong and says why. The agent adds the
+// file and line.
+type ConfigError struct {
+	Key     string
+	Message string
+}
+
+func (e *ConfigError) Error() string { return e.Key + ": " + e.Message }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system programs authagent's tests and demo use, when missing: a D-Bus
+# daemon, gnome-keyring (the real Secret Service), git and curl. Go modules come through
+# `go` itself. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+missing=()
+command -v dbus-daemon >/dev/null || missing+=(dbus)
+command -v dbus-run-session >/dev/null || missing+=(dbus)
+command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
+command -v git >/dev/null || missing+=(git)
+command -v curl >/dev/null || missing+=(curl ca-certificates)
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
