@@ -72,6 +72,7 @@ type KeyringStore struct {
 	Log *slog.Logger
 
 	backend keyringBackend
+	warning string // set by the opener when the keyring did not answer at start
 	// writing serialises Set and Delete, so two writers of one account cannot orphan each
 	// other's chunks. It is a channel so waiting for it honours ctx.
 	writing chan struct{}
@@ -88,7 +89,7 @@ func newKeyringStore(b keyringBackend) *KeyringStore {
 
 // Info reports a persistent "keyring" store.
 func (s *KeyringStore) Info() StoreInfo {
-	return StoreInfo{Kind: "keyring", Persistent: true}
+	return StoreInfo{Kind: "keyring", Persistent: true, Warning: s.warning}
 }
 
 // Get returns the secret stored under account, reassembling chunks, or an error wrapping

@@ -38,6 +38,16 @@ func openSecretStore(ctx context.Context, kind string, log *slog.Logger, ks *Key
 	if err == nil || errors.Is(err, providers.ErrSecretNotFound) {
 		return ks, nil
 	}
+	if errors.Is(err, ErrKeyringTimeout) {
+		// A keyring that answers slowly is there but locked (an unlock prompt is waiting).
+		// Falling back to memory would lose every secret stored from now on; keep the
+		// keyring and let each call say what is wrong until it is unlocked.
+		ks.warning = "the OS keyring did not answer at start; it may be locked. Unlock it (log in to " +
+			"the desktop session, or run `gnome-keyring-daemon --unlock`); until then requests " +
+			"that need a stored secret fail"
+		log.Warn(ks.warning, "err", err)
+		return ks, nil
+	}
 	if ctx.Err() != nil {
 		// The caller gave up (the agent is stopping); that says nothing about the keyring.
 		return nil, fmt.Errorf("open secret store: %w", err)

@@ -497,7 +497,7 @@ func TestOpenSecretStore(t *testing.T) {
 		{"keyring works", "keyring", func(*testing.T) keyringBackend { return newFakeKeyring() }, "keyring", false, ""},
 		{"default is keyring", "", func(*testing.T) keyringBackend { return newFakeKeyring() }, "keyring", false, ""},
 		{"no secret service", "keyring", func(*testing.T) keyringBackend { return failingKeyring{probeErr} }, "memory", true, "org.freedesktop.secrets"},
-		{"keyring hangs", "", func(t *testing.T) keyringBackend { return newBlockingKeyring(t) }, "memory", true, "did not answer"},
+		{"keyring hangs (locked)", "", func(t *testing.T) keyringBackend { return newBlockingKeyring(t) }, "keyring", true, "did not answer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -517,7 +517,10 @@ func TestOpenSecretStore(t *testing.T) {
 			if got := info.Warning != ""; got != tt.wantWarning {
 				t.Errorf("Info().Warning = %q, want a warning: %v", info.Warning, tt.wantWarning)
 			}
-			if tt.wantWarning {
+			if tt.wantWarning && tt.wantKind == "keyring" && !strings.Contains(info.Warning, "locked") {
+				t.Errorf("Info().Warning = %q, want it to say the keyring may be locked", info.Warning)
+			}
+			if tt.wantWarning && tt.wantKind == "memory" {
 				wants := []string{"NOT survive a restart", `secret_store = "memory"`}
 				if runtime.GOOS == "linux" {
 					wants = append(wants, "gnome-keyring")
