@@ -55,21 +55,24 @@ type profile struct {
 	cfg  *providers.ProfileConfig
 	prov providers.Provider
 
-	mu         sync.Mutex
-	cred       *providers.Credential
-	obtained   time.Time // when cred was fetched; its lifetime runs from here
-	flight     *flight
-	timer      Timer // next refresh or retry
-	failures   int   // consecutive failed fetches
-	retryAt    time.Time
-	needsLogin bool
-	lastErr    string
-	login      *providers.Challenge
-	stopped    bool
-	lastState  State
+	mu          sync.Mutex
+	cred        *providers.Credential
+	obtained    time.Time // when cred was fetched; its lifetime runs from here
+	flight      *flight
+	timer       Timer // next refresh or retry
+	failures    int   // consecutive failed fetches
+	retryAt     time.Time
+	needsLogin  bool
+	lastErr     string
+	login       *providers.Challenge
+	loginCancel context.CancelFunc // set while a login runs
+	loginGen    int                // bumped by every login and logout
+	stopped     bool
+	lastState   State
 }
 
 type flight struct {
+	gen  int // loginGen when the fetch started
 	done chan struct{}
 	cred *providers.Credential
 	err  error
@@ -261,7 +264,7 @@ func (p *profile) fetchLocked() *flight {
 	if p.flight != nil {
 		return p.flight
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), gen: p.loginGen}
 	p.flight = f
 	if p.timer != nil {
 		p.timer.Stop()
@@ -283,9 +286,17 @@ func (p *profile) runFetch(f *flight) {
 	defer p.mu.Unlock()
 	now := p.a.clock.Now()
 	p.flight = nil
-	if err != nil {
+	switch {
+	case f.gen != p.loginGen:
+		// A login or logout happened meanwhile; its outcome stands.
+		f.err = fmt.Errorf("profile %s: %w: %w", p.name, errLoginSuperseded, ErrProvider)
+		if p.cred != nil && !p.needsLogin {
+			f.cred = p.cred
+			f.err = nil
+		}
+	case err != nil:
 		f.err = p.failedLocked(now, err)
-	} else {
+	default:
 		f.cred = cred
 		p.succeededLocked(now, cred)
 	}

@@ -187,6 +187,23 @@ func (c *Client) DeleteProfile(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(name), nil, nil, nil)
 }
 
+// Login starts a device login in the agent and returns what the user must do. Follow its
+// progress with Watch or Profile; the login goes on in the agent when this returns.
+func (c *Client) Login(ctx context.Context, profile string) (*LoginChallenge, error) {
+	var lc LoginChallenge
+	return &lc, c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/login", nil, nil, &lc)
+}
+
+// CancelLogin stops a login in progress.
+func (c *Client) CancelLogin(ctx context.Context, profile string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(profile)+"/login", nil, nil, nil)
+}
+
+// Logout revokes and forgets the profile's login.
+func (c *Client) Logout(ctx context.Context, profile string) error {
+	return c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/logout", nil, nil, nil)
+}
+
 // Watcher reads the event stream.
 type Watcher struct {
 	body io.ReadCloser

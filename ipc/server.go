@@ -92,6 +92,9 @@ func (s *Server) Handler() http.Handler {
 		{"GET /v1/profiles/{name}", s.profile},
 		{"PUT /v1/profiles/{name}", s.putProfile},
 		{"GET /v1/profiles/{name}/credential", s.credential},
+		{"DELETE /v1/profiles/{name}/login", s.cancelLogin},
+		{"POST /v1/profiles/{name}/login", s.login},
+		{"POST /v1/profiles/{name}/logout", s.logout},
 		{"POST /v1/profiles/{name}/reject", s.reject},
 		{"GET /v1/status", s.status},
 	} {
@@ -222,6 +225,31 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	c, err := s.Agent.Login(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, apiError(err))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, wireChallenge(c))
+}
+
+func (s *Server) cancelLogin(w http.ResponseWriter, r *http.Request) {
+	if err := s.Agent.CancelLogin(r.PathValue("name")); err != nil {
+		writeError(w, apiError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if err := s.Agent.Logout(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, apiError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 	var spec ProfileSpec
 	if err := decodeBody(r, &spec); err != nil {
@@ -299,16 +327,20 @@ func wireProfile(i agent.ProfileInfo) Profile {
 	if p.Hosts == nil {
 		p.Hosts = []string{}
 	}
-	if l := i.Login; l != nil {
-		p.Login = &LoginChallenge{
-			UserCode:                l.UserCode,
-			VerificationURI:         l.VerificationURI,
-			VerificationURIComplete: l.VerificationURIComplete,
-			ExpiresAt:               l.ExpiresAt.UTC().Truncate(time.Second),
-			Interval:                int(l.Interval / time.Second),
-		}
+	if i.Login != nil {
+		p.Login = wireChallenge(i.Login)
 	}
 	return p
+}
+
+func wireChallenge(c *providers.Challenge) *LoginChallenge {
+	return &LoginChallenge{
+		UserCode:                c.UserCode,
+		VerificationURI:         c.VerificationURI,
+		VerificationURIComplete: c.VerificationURIComplete,
+		ExpiresAt:               c.ExpiresAt.UTC().Truncate(time.Second),
+		Interval:                int(c.Interval / time.Second),
+	}
 }
 
 func nonNil(m map[string]string) map[string]string {

@@ -14,12 +14,14 @@ import (
 	"github.com/authagent/authagent/ipc"
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
+	"github.com/authagent/authagent/providers/devicecode"
 )
 
 // factories are the credential kinds this build knows.
 func factories() map[string]providers.Factory {
 	return map[string]providers.Factory{
-		apikey.Name: apikey.New,
+		apikey.Name:     apikey.New,
+		devicecode.Name: devicecode.New,
 	}
 }
 

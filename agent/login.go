@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// loginTimeout bounds a login whose IdP gave no code expiry.
+const loginTimeout = 15 * time.Minute
+
+// Login starts an interactive login for a profile and returns the challenge the user must
+// complete as soon as the IdP issued it. The login goes on in the agent; its progress is
+// published as events and shown in ProfileInfo.Login.
+func (a *Agent) Login(ctx context.Context, name string) (*providers.Challenge, error) {
+	p, err := a.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return p.startLogin(ctx)
+}
+
+// CancelLogin stops a login in progress.
+func (a *Agent) CancelLogin(name string) error {
+	p, err := a.lookup(name)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	cancel := p.loginCancel
+	p.mu.Unlock()
+	if cancel == nil {
+		return fmt.Errorf("profile %s has no login in progress: %w", name, ErrBadRequest)
+	}
+	cancel()
+	return nil
+}
+
+// Logout forgets a profile's tokens and revokes its grant where the provider can.
+func (a *Agent) Logout(ctx context.Context, name string) error {
+	p, err := a.lookup(name)
+	if err != nil {
+		return err
+	}
+	lo, ok := p.prov.(providers.Logouter)
+	if !ok {
+		return fmt.Errorf("profile %s (%s) has no login to end; `authagent remove %s` forgets it and its secret: %w", name, p.cfg.Provider, name, ErrBadRequest)
+	}
+	// Stop everything that could bring the session back, and let a refresh in flight
+	// finish, so it cannot save a rotated refresh token after we deleted it.
+	p.mu.Lock()
+	if p.loginCancel != nil {
+		p.loginCancel()
+	}
+	p.loginGen++
+	p.needsLogin = true
+	p.cred = nil
+	p.retryAt = time.Time{}
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	f := p.flight
+	p.mu.Unlock()
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err = lo.Logout(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastErr = "logged out; run `authagent login " + name + "` to log in again"
+	p.notifyLocked(true)
+	a.log.Info("logged out", "profile", name, "error", err)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", name, err)
+	}
+	return nil
+}
+
+func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) {
+	l, ok := p.prov.(providers.Loginer)
+	if !ok {
+		return nil, fmt.Errorf("profile %s (%s) has no interactive login: %w", p.name, p.cfg.Provider, ErrBadRequest)
+	}
+	p.mu.Lock()
+	if p.loginCancel != nil {
+		var code string
+		if p.login != nil {
+			code = fmt.Sprintf(" (code %s at %s)", p.login.UserCode, p.login.VerificationURI)
+		}
+		p.mu.Unlock()
+		return nil, fmt.Errorf("profile %s: a login is already waiting for the user%s: %w", p.name, code, ErrLoginPending)
+	}
+	lctx, cancel := context.WithTimeout(p.a.ctx, loginTimeout)
+	p.loginCancel = cancel
+	p.mu.Unlock()
+
+	shown := make(chan providers.Challenge, 1)
+	ended := make(chan error, 1)
+	go func() {
+		defer cancel()
+		cred, err := l.Login(lctx, func(c providers.Challenge) {
+			p.mu.Lock()
+			p.login = &c
+			p.notifyLocked(true)
+			p.mu.Unlock()
+			shown <- c
+		})
+		p.finishLogin(cred, err)
+		ended <- err
+	}()
+	select {
+	case c := <-shown:
+		return &c, nil
+	case err := <-ended:
+		return nil, fmt.Errorf("profile %s: %w: %w", p.name, err, ErrProvider)
+	case <-ctx.Done():
+		cancel()
+		return nil, ctx.Err()
+	}
+}
+
+func (p *profile) finishLogin(cred *providers.Credential, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.login = nil
+	p.loginCancel = nil
+	now := p.a.clock.Now()
+	if err != nil {
+		p.lastErr = "login failed: " + err.Error()
+		p.a.log.Warn("login failed", "profile", p.name, "error", err)
+		p.notifyLocked(true)
+		return
+	}
+	p.loginGen++
+	p.a.log.Info("logged in", "profile", p.name)
+	p.succeededLocked(now, cred)
+	p.notifyLocked(true)
+}
+
+// errLoginSuperseded marks a fetch whose result a login or logout made stale.
+var errLoginSuperseded = errors.New("superseded by a login or logout")

@@ -1,0 +1,384 @@
+// Package devicecode is the provider for OAuth 2.0 Device Authorization Grant logins
+// (RFC 8628) against an OpenID provider or a plain OAuth server: discovery, the device
+// login, refresh with rotation persisted before use, and RFC 7009 revocation at logout.
+// The protocol is golang.org/x/oauth2's and go-oidc's; this package adds what the agent
+// needs around them: where the refresh token lives and what each failure means for the
+// user. When to refresh is the agent's business, not this package's.
+package devicecode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// Name is the provider name used in the config.
+const Name = "devicecode"
+
+// DefaultScopes ask for an ID token and a refresh token.
+var defaultScopes = []string{"openid", "profile", "offline_access"}
+
+// Provider logs in one profile with the device flow and refreshes its access token.
+type Provider struct {
+	name    string
+	cfg     providers.ProfileConfig
+	secrets providers.Secrets
+	hc      *http.Client
+	now     func() time.Time
+
+	mu        sync.Mutex // guards ep and pendingRT
+	ep        *endpoints
+	pendingRT string // a rotated refresh token the store refused; used until it is saved
+}
+
+type endpoints struct {
+	oauth2.Endpoint
+	Revocation string
+}
+
+// New is the providers.Factory for devicecode profiles. It checks the configuration only;
+// discovery happens on first use, so an IdP that is down does not stop the agent.
+func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+	if err := providers.CheckKeys(cfg, Name, "issuer", "device_auth_url", "token_url", "revocation_url",
+		"client_id", "scopes", "audience", "resource"); err != nil {
+		return nil, err
+	}
+	if cfg.ClientID == "" {
+		return nil, &providers.ConfigError{Key: "client_id", Message: "required: the OAuth client id registered at the identity provider"}
+	}
+	switch {
+	case cfg.Issuer != "" && (cfg.DeviceAuthURL != "" || cfg.TokenURL != ""):
+		return nil, &providers.ConfigError{Key: "issuer", Message: "set either issuer (discovery) or device_auth_url and token_url, not both"}
+	case cfg.Issuer == "" && (cfg.DeviceAuthURL == "" || cfg.TokenURL == ""):
+		return nil, &providers.ConfigError{Key: "issuer", Message: "required: the OpenID issuer URL, or device_auth_url and token_url for a plain OAuth server"}
+	}
+	for key, u := range map[string]string{"issuer": cfg.Issuer, "device_auth_url": cfg.DeviceAuthURL,
+		"token_url": cfg.TokenURL, "revocation_url": cfg.RevocationURL} {
+		if u == "" {
+			continue
+		}
+		if err := checkEndpoint(u); err != nil {
+			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
+		}
+	}
+	p := &Provider{name: env.Name, cfg: *cfg, secrets: env.Secrets, hc: env.HTTPClient, now: env.Now}
+	if len(p.cfg.Scopes) == 0 {
+		p.cfg.Scopes = defaultScopes
+	}
+	if p.hc == nil {
+		p.hc = http.DefaultClient
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if cfg.Issuer == "" {
+		p.ep = &endpoints{Endpoint: oauth2.Endpoint{DeviceAuthURL: cfg.DeviceAuthURL, TokenURL: cfg.TokenURL}, Revocation: cfg.RevocationURL}
+	}
+	return p, nil
+}
+
+// checkEndpoint allows https, and http only on loopback.
+func checkEndpoint(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.Scheme == "https" {
+		return nil
+	}
+	if u.Scheme == "http" {
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: use https (http is allowed only for loopback hosts)", raw)
+}
+
+func (p *Provider) ctx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, p.hc)
+}
+
+// endpoints discovers the IdP's endpoints once; a failure is not cached.
+func (p *Provider) endpoints(ctx context.Context) (*endpoints, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ep != nil {
+		return p.ep, nil
+	}
+	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.hc), p.cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("OpenID discovery at %s: %w", p.cfg.Issuer, err)
+	}
+	var extra struct {
+		Revocation string `json:"revocation_endpoint"`
+	}
+	op.Claims(&extra)
+	ep := &endpoints{Endpoint: op.Endpoint(), Revocation: extra.Revocation}
+	if ep.DeviceAuthURL == "" {
+		return nil, fmt.Errorf("the identity provider at %s does not offer the device flow (no device_authorization_endpoint in its discovery document)", p.cfg.Issuer)
+	}
+	for _, u := range []string{ep.DeviceAuthURL, ep.TokenURL} {
+		if err := checkEndpoint(u); err != nil {
+			return nil, fmt.Errorf("discovered endpoint %w", err)
+		}
+	}
+	p.ep = ep
+	return ep, nil
+}
+
+func (p *Provider) config(ctx context.Context) (*oauth2.Config, *endpoints, error) {
+	ep, err := p.endpoints(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &oauth2.Config{ClientID: p.cfg.ClientID, Scopes: p.cfg.Scopes, Endpoint: ep.Endpoint}
+	secret, err := p.secrets.Get(ctx, providers.SecretKey)
+	switch {
+	case err == nil:
+		c.ClientSecret = secret
+		c.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	case errors.Is(err, providers.ErrSecretNotFound):
+		c.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	default:
+		return nil, nil, fmt.Errorf("read client secret: %w", err)
+	}
+	return c, ep, nil
+}
+
+func (p *Provider) extraParams() []oauth2.AuthCodeOption {
+	var opts []oauth2.AuthCodeOption
+	if p.cfg.Audience != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("audience", p.cfg.Audience))
+	}
+	if p.cfg.Resource != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("resource", p.cfg.Resource))
+	}
+	return opts
+}
+
+// Login runs the device flow: it asks for a user code, shows it, and polls until the user
+// approved, denied, or the code expired. The refresh token is stored before Login returns.
+func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*providers.Credential, error) {
+	c, _, err := p.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	da, err := c.DeviceAuth(p.ctx(ctx), p.extraParams()...)
+	if err != nil {
+		return nil, p.explain("start the device login", err)
+	}
+	interval := time.Duration(da.Interval) * time.Second
+	if interval == 0 {
+		interval = 5 * time.Second
+	}
+	show(providers.Challenge{
+		UserCode:                da.UserCode,
+		VerificationURI:         da.VerificationURI,
+		VerificationURIComplete: da.VerificationURIComplete,
+		ExpiresAt:               da.Expiry,
+		Interval:                interval,
+	})
+	tok, err := c.DeviceAccessToken(p.ctx(ctx), da, p.extraParams()...)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("the code %s expired before the login was completed; run `authagent login %s` again", da.UserCode, p.name)
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil, errors.New("login cancelled")
+		}
+		return nil, p.explain("complete the device login", err)
+	}
+	if tok.RefreshToken == "" {
+		return nil, fmt.Errorf("the identity provider issued no refresh token, so the login would end when the access token expires; add \"offline_access\" to scopes (or allow refresh tokens for client %s)", p.cfg.ClientID)
+	}
+	if err := p.save(ctx, tok); err != nil {
+		return nil, err
+	}
+	return p.credential(tok), nil
+}
+
+// Fetch trades the stored refresh token for a new access token. A rotated refresh token
+// is saved before the new access token is returned.
+func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
+	p.mu.Lock()
+	rt := p.pendingRT
+	p.mu.Unlock()
+	if rt == "" {
+		stored, err := p.secrets.Get(ctx, providers.RefreshTokenKey)
+		if errors.Is(err, providers.ErrSecretNotFound) {
+			return nil, fmt.Errorf("not logged in; run `authagent login %s`: %w", p.name, providers.ErrNeedsLogin)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read refresh token: %w", err)
+		}
+		rt = stored
+	}
+	c, _, err := p.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := c.TokenSource(p.ctx(ctx), &oauth2.Token{RefreshToken: rt}).Token()
+	if err != nil {
+		return nil, p.explain("refresh the access token", err)
+	}
+	if tok.AccessToken == "" {
+		return nil, errors.New("the token endpoint answered without an access token")
+	}
+	if err := p.save(ctx, tok); err != nil {
+		return nil, err
+	}
+	return p.credential(tok), nil
+}
+
+// save writes a new refresh token (and ID token) to the store. When the store fails, the
+// new refresh token is kept in memory for the next refresh: the old one may already be
+// void, and a crash now must not be the only copy's end if it can be helped.
+func (p *Provider) save(ctx context.Context, tok *oauth2.Token) error {
+	if id, ok := tok.Extra("id_token").(string); ok && id != "" {
+		p.secrets.Set(ctx, providers.IDTokenKey, id) // best effort: nothing depends on it yet
+	}
+	if err := p.secrets.Set(ctx, providers.RefreshTokenKey, tok.RefreshToken); err != nil {
+		p.mu.Lock()
+		p.pendingRT = tok.RefreshToken
+		p.mu.Unlock()
+		return fmt.Errorf("save the new refresh token to the secret store (kept in memory until it can be saved): %w", err)
+	}
+	p.mu.Lock()
+	p.pendingRT = ""
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Provider) credential(tok *oauth2.Token) *providers.Credential {
+	exp := tok.Expiry
+	if exp.IsZero() {
+		exp, _ = providers.JWTExpiry(tok.AccessToken)
+	}
+	typ := tok.Type()
+	return &providers.Credential{
+		TokenType: typ,
+		Token:     tok.AccessToken,
+		ExpiresAt: exp,
+		Headers:   map[string]string{"Authorization": typ + " " + tok.AccessToken},
+		Metadata:  map[string]string{"authorization": typ + " " + tok.AccessToken},
+	}
+}
+
+// Logout revokes the refresh token where the IdP offers RFC 7009 revocation, then deletes
+// it. A failed revocation is reported, but the token is deleted here anyway: the user
+// asked to be logged out.
+func (p *Provider) Logout(ctx context.Context) error {
+	rt, err := p.secrets.Get(ctx, providers.RefreshTokenKey)
+	if err != nil && !errors.Is(err, providers.ErrSecretNotFound) {
+		return fmt.Errorf("read refresh token: %w", err)
+	}
+	var revokeErr error
+	if rt != "" {
+		revokeErr = p.revoke(ctx, rt)
+	}
+	p.mu.Lock()
+	p.pendingRT = ""
+	p.mu.Unlock()
+	for _, k := range []string{providers.RefreshTokenKey, providers.IDTokenKey} {
+		if err := p.secrets.Delete(ctx, k); err != nil {
+			return fmt.Errorf("delete %s from the secret store: %w", k, err)
+		}
+	}
+	if revokeErr != nil {
+		return fmt.Errorf("logged out here, but revoking the refresh token at the identity provider failed (it stays valid there until it expires): %w", revokeErr)
+	}
+	return nil
+}
+
+func (p *Provider) revoke(ctx context.Context, rt string) error {
+	c, ep, err := p.config(ctx)
+	if err != nil {
+		return err
+	}
+	if ep.Revocation == "" {
+		return nil // the IdP offers no revocation; forgetting the token is all we can do
+	}
+	form := url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}
+	if c.ClientSecret == "" {
+		form.Set("client_id", c.ClientID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.Revocation, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.ClientSecret != "" {
+		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("revocation endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revocation endpoint answered %s", resp.Status)
+	}
+	return nil
+}
+
+// explain turns an OAuth or network failure into a message that says what happened and
+// what to do next. It never includes a token: only error codes, descriptions and statuses.
+func (p *Provider) explain(doing string, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		desc := ""
+		if re.ErrorDescription != "" {
+			desc = ": " + re.ErrorDescription
+		}
+		switch re.ErrorCode {
+		case "invalid_grant":
+			return fmt.Errorf("the identity provider ended this login (invalid_grant%s); run `authagent login %s`: %w", desc, p.name, providers.ErrNeedsLogin)
+		case "access_denied":
+			return fmt.Errorf("the login was denied at the identity provider%s; run `authagent login %s` to try again", desc, p.name)
+		case "expired_token":
+			return fmt.Errorf("the code expired before the login was completed; run `authagent login %s` again", p.name)
+		case "invalid_client", "unauthorized_client":
+			return fmt.Errorf("the identity provider refused client %q (%s%s); check client_id and the client secret", p.cfg.ClientID, re.ErrorCode, desc)
+		case "":
+			status := "no answer"
+			if re.Response != nil {
+				status = re.Response.Status
+			}
+			return fmt.Errorf("%s: the identity provider answered %s without an OAuth error", doing, status)
+		default:
+			return fmt.Errorf("%s: the identity provider answered %s%s", doing, re.ErrorCode, desc)
+		}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("%s: the identity provider at %s did not answer in time; will retry", doing, hostOf(ue.URL))
+		}
+		return fmt.Errorf("%s: cannot reach the identity provider at %s: %v", doing, hostOf(ue.URL), ue.Err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: the identity provider did not answer in time; will retry", doing)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return "?"
+}

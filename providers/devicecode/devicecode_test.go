@@ -1,0 +1,409 @@
+package devicecode
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authagent/authagent/providers"
+)
+
+type memSecrets struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (s *memSecrets) Get(_ context.Context, k string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	if !ok {
+		return "", providers.ErrSecretNotFound
+	}
+	return v, nil
+}
+
+func (s *memSecrets) Set(_ context.Context, k, v string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[k] = v
+	return nil
+}
+
+func (s *memSecrets) Delete(_ context.Context, k string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
+	return nil
+}
+
+// fakeIdP is a hand-written OAuth server for fault injection. token answers each token
+// request; polls counts them.
+type fakeIdP struct {
+	*httptest.Server
+	mu      sync.Mutex
+	token   func(w http.ResponseWriter, r *http.Request, n int)
+	polls   []time.Time
+	revoked []string
+	device  string // JSON of the device authorization answer
+}
+
+func newFakeIdP(t *testing.T) *fakeIdP {
+	f := &fakeIdP{device: `{"device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"https://idp.test/device","verification_uri_complete":"https://idp.test/device?code=ABCD-EFGH","expires_in":600,"interval":1}`}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /device", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, f.device)
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		f.mu.Lock()
+		f.polls = append(f.polls, time.Now())
+		n, h := len(f.polls), f.token
+		f.mu.Unlock()
+		h(w, r, n)
+	})
+	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		f.mu.Lock()
+		f.revoked = append(f.revoked, r.Form.Get("token"))
+		f.mu.Unlock()
+	})
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{
+			"issuer":                        f.URL,
+			"authorization_endpoint":        f.URL + "/authorize",
+			"device_authorization_endpoint": f.URL + "/device",
+			"token_endpoint":                f.URL + "/token",
+			"revocation_endpoint":           f.URL + "/revoke",
+			"jwks_uri":                      f.URL + "/jwks",
+		})
+	})
+	f.Server = httptest.NewServer(mux)
+	t.Cleanup(f.Close)
+	return f
+}
+
+func oauthError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":%q,"error_description":"said the fake"}`, code)
+}
+
+func tokens(access, refresh string, expiresIn int) func(http.ResponseWriter, *http.Request, int) {
+	return func(w http.ResponseWriter, r *http.Request, _ int) {
+		w.Header().Set("Content-Type", "application/json")
+		body := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": expiresIn}
+		if refresh != "" {
+			body["refresh_token"] = refresh
+		}
+		json.NewEncoder(w).Encode(body)
+	}
+}
+
+func newProvider(t *testing.T, f *fakeIdP, discovery bool, secrets map[string]string) (*Provider, *memSecrets) {
+	t.Helper()
+	cfg := &providers.ProfileConfig{Provider: Name, ClientID: "cli"}
+	if discovery {
+		cfg.Issuer = f.URL
+	} else {
+		cfg.DeviceAuthURL, cfg.TokenURL, cfg.RevocationURL = f.URL+"/device", f.URL+"/token", f.URL+"/revoke"
+	}
+	s := &memSecrets{m: secrets}
+	if s.m == nil {
+		s.m = map[string]string{}
+	}
+	p, err := New(cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.(*Provider), s
+}
+
+func TestFetchPersistsRotation(t *testing.T) {
+	for _, discovery := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discovery=%v", discovery), func(t *testing.T) {
+			f := newFakeIdP(t)
+			var gotRT string
+			f.token = func(w http.ResponseWriter, r *http.Request, n int) {
+				gotRT = r.Form.Get("refresh_token")
+				tokens("at2", "rt2", 60)(w, r, n)
+			}
+			p, s := newProvider(t, f, discovery, map[string]string{providers.RefreshTokenKey: "rt1"})
+			before := time.Now()
+			c, err := p.Fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gotRT != "rt1" {
+				t.Errorf("IdP got refresh token %q, want rt1", gotRT)
+			}
+			if c.Token != "at2" || c.Headers["Authorization"] != "Bearer at2" || c.Metadata["authorization"] != "Bearer at2" {
+				t.Errorf("credential %+v", c)
+			}
+			if d := c.ExpiresAt.Sub(before); d < 59*time.Second || d > 61*time.Second {
+				t.Errorf("expires in %s, want about 60s", d)
+			}
+			if got, _ := s.Get(context.Background(), providers.RefreshTokenKey); got != "rt2" {
+				t.Errorf("stored refresh token %q, want the rotated rt2", got)
+			}
+		})
+	}
+}
+
+func TestFetchKeepsRefreshTokenWhenNotRotated(t *testing.T) {
+	f := newFakeIdP(t)
+	f.token = tokens("at2", "", 60)
+	p, s := newProvider(t, f, false, map[string]string{providers.RefreshTokenKey: "rt1"})
+	if _, err := p.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(context.Background(), providers.RefreshTokenKey); got != "rt1" {
+		t.Errorf("stored refresh token %q, want rt1 kept", got)
+	}
+}
+
+func TestExpiryFromExpiresInDespiteClockSkew(t *testing.T) {
+	// The IdP's clock is an hour behind: its JWT says exp one hour ago, but expires_in is
+	// relative and is what counts.
+	seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	jwt := seg(`{"alg":"none"}`) + "." + seg(fmt.Sprintf(`{"exp":%d}`, time.Now().Add(-time.Hour).Unix())) + ".x"
+	f := newFakeIdP(t)
+	f.token = tokens(jwt, "rt2", 300)
+	p, _ := newProvider(t, f, false, map[string]string{providers.RefreshTokenKey: "rt1"})
+	c, err := p.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(c.ExpiresAt); d < 290*time.Second {
+		t.Errorf("expires in %s, want about 300s from expires_in", d)
+	}
+}
+
+func TestFetchFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		token      func(http.ResponseWriter, *http.Request, int)
+		needsLogin bool
+		wantMsg    string
+	}{
+		{"invalid_grant", func(w http.ResponseWriter, _ *http.Request, _ int) { oauthError(w, 400, "invalid_grant") }, true, "authagent login work"},
+		{"5xx html", func(w http.ResponseWriter, _ *http.Request, _ int) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(503)
+			fmt.Fprint(w, "<html><body>down for maintenance</body></html>")
+		}, false, "503"},
+		{"html instead of json", func(w http.ResponseWriter, _ *http.Request, _ int) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, "<html>login page</html>")
+		}, false, "refresh the access token"},
+		{"garbage json", func(w http.ResponseWriter, _ *http.Request, _ int) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"access_token":`)
+		}, false, "refresh the access token"},
+		{"timeout", func(w http.ResponseWriter, r *http.Request, _ int) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}, false, "did not answer in time"},
+		{"invalid_client", func(w http.ResponseWriter, _ *http.Request, _ int) { oauthError(w, 401, "invalid_client") }, false, "check client_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.token = tc.token
+			p, s := newProvider(t, f, false, map[string]string{providers.RefreshTokenKey: "rt1"})
+			_, err := p.Fetch(context.Background())
+			if err == nil {
+				t.Fatal("Fetch succeeded")
+			}
+			if got := errors.Is(err, providers.ErrNeedsLogin); got != tc.needsLogin {
+				t.Errorf("needs login = %v, want %v (%v)", got, tc.needsLogin, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("error %q does not mention %q", err, tc.wantMsg)
+			}
+			if strings.Contains(err.Error(), "rt1") {
+				t.Errorf("error leaks the refresh token: %q", err)
+			}
+			if got, _ := s.Get(context.Background(), providers.RefreshTokenKey); got != "rt1" {
+				t.Errorf("a failed refresh changed the stored refresh token to %q", got)
+			}
+		})
+	}
+}
+
+func TestFetchWithoutLogin(t *testing.T) {
+	f := newFakeIdP(t)
+	p, _ := newProvider(t, f, false, nil)
+	_, err := p.Fetch(context.Background())
+	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "authagent login work") {
+		t.Errorf("got %v, want ErrNeedsLogin that says to log in", err)
+	}
+}
+
+// failingSet is a store whose writes fail.
+type failingSet struct{ *memSecrets }
+
+func (failingSet) Set(context.Context, string, string) error { return errors.New("keyring locked") }
+
+func TestRotatedTokenKeptWhenStoreFails(t *testing.T) {
+	f := newFakeIdP(t)
+	var seen []string
+	f.token = func(w http.ResponseWriter, r *http.Request, n int) {
+		seen = append(seen, r.Form.Get("refresh_token"))
+		tokens("at", fmt.Sprintf("rt%d", n+1), 60)(w, r, n)
+	}
+	p, s := newProvider(t, f, false, map[string]string{providers.RefreshTokenKey: "rt1"})
+	p.secrets = failingSet{s}
+	if _, err := p.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "kept in memory") {
+		t.Fatalf("got %v, want an error saying the new refresh token is kept in memory", err)
+	}
+	p.secrets = s
+	if _, err := p.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"rt1", "rt2"}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("refresh tokens presented %v, want %v (the rotated one, never rt1 twice)", seen, want)
+	}
+	if got, _ := s.Get(context.Background(), providers.RefreshTokenKey); got != "rt3" {
+		t.Errorf("stored %q, want rt3", got)
+	}
+}
+
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		token   func(http.ResponseWriter, *http.Request, int)
+		device  string
+		wantErr string
+		minGap  time.Duration // between the last two polls
+	}{
+		{name: "pending then approved", token: func(w http.ResponseWriter, r *http.Request, n int) {
+			if n < 3 {
+				oauthError(w, 400, "authorization_pending")
+				return
+			}
+			tokens("at", "rt", 60)(w, r, n)
+		}},
+		{name: "slow_down adds 5s", minGap: 6 * time.Second, token: func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 1 {
+				oauthError(w, 400, "slow_down")
+				return
+			}
+			tokens("at", "rt", 60)(w, r, n)
+		}},
+		{name: "access_denied", wantErr: "denied", token: func(w http.ResponseWriter, _ *http.Request, _ int) { oauthError(w, 400, "access_denied") }},
+		{name: "expired_token", wantErr: "expired", token: func(w http.ResponseWriter, _ *http.Request, _ int) { oauthError(w, 400, "expired_token") }},
+		{name: "code expires while pending", wantErr: "expired before the login was completed",
+			device: `{"device_code":"dc","user_code":"X","verification_uri":"https://idp.test/d","expires_in":2,"interval":1}`,
+			token:  func(w http.ResponseWriter, _ *http.Request, _ int) { oauthError(w, 400, "authorization_pending") }},
+		{name: "no refresh token", wantErr: "offline_access", token: tokens("at", "", 60)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeIdP(t)
+			f.token = tc.token
+			if tc.device != "" {
+				f.device = tc.device
+			}
+			p, s := newProvider(t, f, true, nil)
+			var shown providers.Challenge
+			c, err := p.Login(context.Background(), func(ch providers.Challenge) { shown = ch })
+			if shown.UserCode == "" || shown.VerificationURI == "" {
+				t.Errorf("challenge not shown: %+v", shown)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error mentioning %q", err, tc.wantErr)
+				}
+				if _, err := s.Get(context.Background(), providers.RefreshTokenKey); err == nil {
+					t.Error("a failed login stored a refresh token")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Token != "at" {
+				t.Errorf("token %q", c.Token)
+			}
+			if got, _ := s.Get(context.Background(), providers.RefreshTokenKey); got != "rt" {
+				t.Errorf("stored refresh token %q, want rt", got)
+			}
+			if tc.minGap > 0 {
+				f.mu.Lock()
+				gap := f.polls[len(f.polls)-1].Sub(f.polls[len(f.polls)-2])
+				f.mu.Unlock()
+				if gap < tc.minGap-200*time.Millisecond {
+					t.Errorf("poll after slow_down came %s after the previous one, want at least %s", gap, tc.minGap)
+				}
+			}
+		})
+	}
+}
+
+func TestLoginCancelled(t *testing.T) {
+	t.Parallel()
+	f := newFakeIdP(t)
+	f.token = func(w http.ResponseWriter, _ *http.Request, _ int) { oauthError(w, 400, "authorization_pending") }
+	p, _ := newProvider(t, f, false, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := p.Login(ctx, func(providers.Challenge) { cancel() })
+	if err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("got %v, want login cancelled", err)
+	}
+}
+
+func TestLogoutRevokes(t *testing.T) {
+	f := newFakeIdP(t)
+	p, s := newProvider(t, f, true, map[string]string{providers.RefreshTokenKey: "rt1", providers.IDTokenKey: "id"})
+	if err := p.Logout(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(f.revoked) != "[rt1]" {
+		t.Errorf("revoked %v, want [rt1]", f.revoked)
+	}
+	if len(s.m) != 0 {
+		t.Errorf("secrets left after logout: %v", s.m)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     providers.ProfileConfig
+		wantKey string
+	}{
+		{"ok issuer", providers.ProfileConfig{Issuer: "https://login.example.com", ClientID: "c"}, ""},
+		{"ok loopback http", providers.ProfileConfig{Issuer: "http://127.0.0.1:8080", ClientID: "c"}, ""},
+		{"ok explicit", providers.ProfileConfig{DeviceAuthURL: "https://x/d", TokenURL: "https://x/t", ClientID: "c"}, ""},
+		{"http remote", providers.ProfileConfig{Issuer: "http://login.example.com", ClientID: "c"}, "issuer"},
+		{"no client", providers.ProfileConfig{Issuer: "https://login.example.com"}, "client_id"},
+		{"nothing", providers.ProfileConfig{ClientID: "c"}, "issuer"},
+		{"both", providers.ProfileConfig{Issuer: "https://a", TokenURL: "https://a/t", ClientID: "c"}, "issuer"},
+		{"apikey key", providers.ProfileConfig{Issuer: "https://a", ClientID: "c", KeyID: "k"}, "key_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Provider = Name
+			_, err := New(&cfg, providers.Env{Secrets: &memSecrets{m: map[string]string{}}})
+			var ce *providers.ConfigError
+			switch {
+			case tc.wantKey == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tc.wantKey != "" && (!errors.As(err, &ce) || ce.Key != tc.wantKey):
+				t.Errorf("got %v, want a ConfigError for %s", err, tc.wantKey)
+			}
+		})
+	}
+}
