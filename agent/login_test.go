@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// loginProvider is a fake device-flow provider: Login shows a challenge and waits for
+// approve (or ctx).
+type loginProvider struct {
+	fakeProvider
+	approve  chan error
+	loggedIn chan struct{}
+	logouts  int
+}
+
+func (p *loginProvider) Login(ctx context.Context, show func(providers.Challenge)) (*providers.Credential, error) {
+	show(providers.Challenge{UserCode: "WXYZ-1234", VerificationURI: "https://idp.test/device", ExpiresAt: time.Now().Add(time.Minute)})
+	select {
+	case err := <-p.approve:
+		if err != nil {
+			return nil, err
+		}
+		return &providers.Credential{Token: "fresh", ExpiresAt: p.clock.Now().Add(time.Hour)}, nil
+	case <-ctx.Done():
+		return nil, errors.New("login cancelled")
+	}
+}
+
+func (p *loginProvider) Logout(context.Context) error {
+	p.mu.Lock()
+	p.logouts++
+	p.mu.Unlock()
+	return nil
+}
+
+func newLoginHarness(t *testing.T) (*Agent, *loginProvider, *fakeClock) {
+	t.Helper()
+	clock := newFakeClock()
+	lp := &loginProvider{approve: make(chan error)}
+	lp.clock = clock
+	lp.fetch = func(*fakeClock, int) (*providers.Credential, error) {
+		return nil, errors.Join(errors.New("not logged in"), providers.ErrNeedsLogin)
+	}
+	cfg := &Config{Path: filepath.Join(t.TempDir(), "c.toml"), Profiles: map[string]*providers.ProfileConfig{"work": {Provider: "dc"}}}
+	a, err := New(Options{Config: cfg, Store: NewMemoryStore(), Clock: clock, Jitter: func() float64 { return 0.5 },
+		Providers: map[string]providers.Factory{"dc": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return lp, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	waitState(t, a, "work", StateNeedsLogin)
+	return a, lp, clock
+}
+
+func waitState(t *testing.T, a *Agent, name string, want State) ProfileInfo {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := a.Profile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State == want {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %q (last_error %q), want %q", info.State, info.LastError, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLoginFlow(t *testing.T) {
+	a, lp, _ := newLoginHarness(t)
+	ctx := context.Background()
+	ch, err := a.Login(ctx, "work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.UserCode != "WXYZ-1234" {
+		t.Errorf("challenge %+v", ch)
+	}
+	info := waitState(t, a, "work", StateLoginPending)
+	if info.Login == nil || info.Login.UserCode != "WXYZ-1234" {
+		t.Errorf("profile during login: %+v", info)
+	}
+	if _, err := a.Login(ctx, "work"); !errors.Is(err, ErrLoginPending) {
+		t.Errorf("second login: %v, want ErrLoginPending", err)
+	}
+	if _, err := a.Credential(ctx, "work", -1, nil); !errors.Is(err, ErrNeedsLogin) {
+		t.Errorf("credential during login: %v, want ErrNeedsLogin", err)
+	}
+	lp.approve <- nil
+	info = waitState(t, a, "work", StateValid)
+	if info.Login != nil || info.LastError != "" {
+		t.Errorf("after login: %+v", info)
+	}
+	c, err := a.Credential(ctx, "work", -1, nil)
+	if err != nil || c.Token != "fresh" {
+		t.Fatalf("after login: %v, %v", c, err)
+	}
+
+	if err := a.Logout(ctx, "work"); err != nil {
+		t.Fatal(err)
+	}
+	info = waitState(t, a, "work", StateNeedsLogin)
+	if lp.logouts != 1 {
+		t.Errorf("provider logouts = %d, want 1", lp.logouts)
+	}
+	if _, err := a.Credential(ctx, "work", -1, nil); !errors.Is(err, ErrNeedsLogin) {
+		t.Errorf("credential after logout: %v, want ErrNeedsLogin", err)
+	}
+}
+
+func TestLoginCancelAndFailure(t *testing.T) {
+	a, lp, _ := newLoginHarness(t)
+	ctx := context.Background()
+	if _, err := a.Login(ctx, "work"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CancelLogin("work"); err != nil {
+		t.Fatal(err)
+	}
+	info := waitState(t, a, "work", StateNeedsLogin)
+	if info.LastError != "login failed: login cancelled" {
+		t.Errorf("last_error %q", info.LastError)
+	}
+	if err := a.CancelLogin("work"); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("cancel with no login: %v", err)
+	}
+	if _, err := a.Login(ctx, "work"); err != nil {
+		t.Fatal(err)
+	}
+	lp.approve <- errors.New("the login was denied at the identity provider")
+	info = waitState(t, a, "work", StateNeedsLogin)
+	if info.LastError != "login failed: the login was denied at the identity provider" {
+		t.Errorf("last_error %q", info.LastError)
+	}
+}
+
+func TestLoginNotSupported(t *testing.T) {
+	h := newHarness(t, nil, 0.5, func(*fakeClock, int) (*providers.Credential, error) { return &providers.Credential{Token: "k"}, nil })
+	if _, err := h.a.Login(context.Background(), "p"); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("login of a static profile: %v, want ErrBadRequest", err)
+	}
+	if err := h.a.Logout(context.Background(), "p"); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("logout of a static profile: %v, want ErrBadRequest", err)
+	}
+}
