@@ -1,13 +1,13 @@
 package agent
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -16,18 +16,40 @@ import (
 	"github.com/authagent/authagent/providers"
 )
 
-// fakeClock moves only when told to.
+// fakeClock moves only when told to. Its timers sit in a heap, so benchmarks with
+// thousands of profiles measure the agent, not the clock.
 type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
-	timers []*fakeTimer
+	timers timerHeap
+	seq    int
+	fired  int
 }
 
 type fakeTimer struct {
 	c       *fakeClock
 	at      time.Time
+	seq     int // keeps equal deadlines in the order they were set
 	f       func()
 	stopped bool
+}
+
+type timerHeap []*fakeTimer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].at.Equal(h[j].at) {
+		return h[i].seq < h[j].seq
+	}
+	return h[i].at.Before(h[j].at)
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(*fakeTimer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
 }
 
 func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
@@ -41,8 +63,9 @@ func (c *fakeClock) Now() time.Time {
 func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
+	c.seq++
+	t := &fakeTimer{c: c, at: c.now.Add(d), f: f, seq: c.seq}
+	heap.Push(&c.timers, t)
 	return t
 }
 
@@ -61,25 +84,18 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].at.Before(c.timers[j].at) })
-		var due *fakeTimer
-		for i, t := range c.timers {
-			if t.stopped {
-				continue
-			}
-			if !t.at.After(end) {
-				due = t
-				c.timers = append(c.timers[:i:i], c.timers[i+1:]...)
-				c.now = t.at
-			}
-			break
+		for len(c.timers) > 0 && c.timers[0].stopped {
+			heap.Pop(&c.timers)
 		}
-		if due == nil {
+		if len(c.timers) == 0 || c.timers[0].at.After(end) {
 			c.now = end
 			c.mu.Unlock()
 			return
 		}
+		due := heap.Pop(&c.timers).(*fakeTimer)
+		c.now = due.at
 		due.stopped = true
+		c.fired++
 		c.mu.Unlock()
 		due.f()
 	}
