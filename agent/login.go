@@ -147,3 +147,27 @@ func (p *profile) finishLogin(cred *providers.Credential, err error) {
 
 // errLoginSuperseded marks a fetch whose result a login or logout made stale.
 var errLoginSuperseded = errors.New("superseded by a login or logout")
+
+// PushToken hands a token to a profile whose provider accepts pushed tokens
+// (externaljwt without command or file). A zero expiresAt means: from the token itself.
+func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt time.Time) error {
+	p, err := a.lookup(name)
+	if err != nil {
+		return err
+	}
+	pu, ok := p.prov.(providers.Pusher)
+	if !ok {
+		return fmt.Errorf("profile %s (%s) does not take pushed tokens; only externaljwt profiles without command or file do: %w", name, p.cfg.Provider, ErrBadRequest)
+	}
+	cred, err := pu.Push(ctx, token, expiresAt)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loginGen++ // a fetch in flight returns the older token
+	p.succeededLocked(a.clock.Now(), cred)
+	p.notifyLocked(true)
+	a.log.Info("token pushed", "profile", name, "expires_at", cred.ExpiresAt.UTC())
+	return nil
+}

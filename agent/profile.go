@@ -68,6 +68,7 @@ type profile struct {
 	loginCancel context.CancelFunc // set while a login runs
 	loginGen    int                // bumped by every login and logout
 	stopped     bool
+	stopWatch   context.CancelFunc // ends a Watcher's watch
 	lastState   State
 }
 
@@ -87,6 +88,27 @@ func (p *profile) start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fetchLocked()
+	if w, ok := p.prov.(providers.Watcher); ok {
+		ctx, cancel := context.WithCancel(p.a.ctx)
+		p.stopWatch = cancel
+		go func() {
+			err := w.Watch(ctx, p.sourceChanged)
+			if err != nil && ctx.Err() == nil {
+				p.a.log.Warn("cannot watch the token source; changes are picked up at the next refresh", "profile", p.name, "error", err)
+			}
+		}()
+	}
+}
+
+// sourceChanged fetches again right away because the provider's source changed.
+func (p *profile) sourceChanged() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.retryAt = time.Time{}
+	p.fetchLocked()
 }
 
 // stop cancels timers; fetches in flight finish but their results are dropped.
@@ -94,6 +116,9 @@ func (p *profile) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopped = true
+	if p.stopWatch != nil {
+		p.stopWatch()
+	}
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil

@@ -204,6 +204,16 @@ func (c *Client) Logout(ctx context.Context, profile string) error {
 	return c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/logout", nil, nil, nil)
 }
 
+// PushToken hands a token to an externaljwt profile; a zero expiresAt lets the agent take
+// the expiry from the token.
+func (c *Client) PushToken(ctx context.Context, profile, token string, expiresAt time.Time) error {
+	body := TokenPush{Token: token}
+	if !expiresAt.IsZero() {
+		body.ExpiresAt = &expiresAt
+	}
+	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(profile)+"/token", nil, body, nil)
+}
+
 // Watcher reads the event stream.
 type Watcher struct {
 	body io.ReadCloser

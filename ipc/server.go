@@ -96,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 		{"POST /v1/profiles/{name}/login", s.login},
 		{"POST /v1/profiles/{name}/logout", s.logout},
 		{"POST /v1/profiles/{name}/reject", s.reject},
+		{"PUT /v1/profiles/{name}/token", s.pushToken},
 		{"GET /v1/status", s.status},
 	} {
 		mux.HandleFunc(r.pattern, r.h)
@@ -244,6 +245,23 @@ func (s *Server) cancelLogin(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if err := s.Agent.Logout(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, apiError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) pushToken(w http.ResponseWriter, r *http.Request) {
+	var tp TokenPush
+	if err := decodeBody(r, &tp); err != nil {
+		writeError(w, err)
+		return
+	}
+	var exp time.Time
+	if tp.ExpiresAt != nil {
+		exp = *tp.ExpiresAt
+	}
+	if err := s.Agent.PushToken(r.Context(), r.PathValue("name"), tp.Token, exp); err != nil {
 		writeError(w, apiError(err))
 		return
 	}

@@ -57,6 +57,13 @@ type Pusher interface {
 	Push(ctx context.Context, token string, expiresAt time.Time) (*Credential, error)
 }
 
+// Watcher is a Provider whose source can change on its own, such as a token file that
+// another program rotates. Watch calls changed whenever the source may have changed, until
+// ctx ends; the agent then fetches again.
+type Watcher interface {
+	Watch(ctx context.Context, changed func()) error
+}
+
 // Signer is a Provider that signs requests instead of handing out its secret.
 type Signer interface {
 	Sign(ctx context.Context, req SignRequest) (map[string]string, error)

@@ -153,3 +153,32 @@ func newVersionCmd() *cobra.Command {
 		},
 	}
 }
+
+func newSetTokenCmd(c *cli) *cobra.Command {
+	var expiresAt string
+	cmd := &cobra.Command{
+		Use:   "set-token NAME [--expires-at TIME]",
+		Short: "Push a token (read from stdin) into an externaljwt profile",
+		Long: `Push a token into an externaljwt profile that has neither command nor file. The token is
+read from stdin (or a no-echo prompt), never from the command line, and survives an agent
+restart. Its expiry comes from --expires-at (RFC 3339), else from the JWT's exp claim.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var exp time.Time
+			if expiresAt != "" {
+				t, err := time.Parse(time.RFC3339, expiresAt)
+				if err != nil {
+					return usageError{fmt.Sprintf("--expires-at %q: want RFC 3339, like 2026-01-02T15:04:05Z", expiresAt)}
+				}
+				exp = t
+			}
+			tok, err := readSecret(fmt.Sprintf("Token for %s: ", args[0]))
+			if err != nil {
+				return err
+			}
+			return c.client.PushToken(cmd.Context(), args[0], tok, exp)
+		},
+	}
+	cmd.Flags().StringVar(&expiresAt, "expires-at", "", "when the token expires (RFC 3339)")
+	return cmd
+}

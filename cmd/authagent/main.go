@@ -95,6 +95,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newTokenCmd(c),
 		newHeaderCmd(c),
 		newExecCmd(c),
+		newSetTokenCmd(c),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)
