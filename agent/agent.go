@@ -300,6 +300,9 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	if err != nil {
 		return fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
 	}
+	if secret != nil && hasControl(*secret) {
+		return fmt.Errorf("profile %s: the secret contains a line break or another control character; store it without them: %w", name, ErrBadRequest)
+	}
 	if secret != nil {
 		if err := a.store.Set(ctx, name+"/"+providers.SecretKey, *secret); err != nil {
 			return fmt.Errorf("store secret of %s: %w: %w", name, err, ErrUnavailable)

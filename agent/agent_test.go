@@ -568,3 +568,49 @@ func TestReload(t *testing.T) {
 		t.Fatalf("a broken config changed the profiles: %d", got)
 	}
 }
+
+func TestControlCharactersRefused(t *testing.T) {
+	h := newHarness(t, nil, 0.5, func(*fakeClock, int) (*providers.Credential, error) {
+		return &providers.Credential{Token: "a", Headers: map[string]string{"X-Key": "line1\r\nX-Evil: injected"}}, nil
+	})
+	h.settle(t)
+	_, err := h.a.Credential(context.Background(), "p", -1, nil)
+	if err == nil || strings.Contains(err.Error(), "injected") {
+		t.Fatalf("got %v, want an error that does not echo the value", err)
+	}
+	for _, secret := range []string{"a\nX-Evil: b", "a\r", "a\x00b", "a\x7f"} {
+		err := h.a.PutProfile(context.Background(), "w", &providers.ProfileConfig{Provider: "fake"}, &secret)
+		if !errors.Is(err, ErrBadRequest) {
+			t.Errorf("secret %q: got %v, want ErrBadRequest", secret, err)
+		}
+	}
+	ok := "tab\tis fine"
+	if err := h.a.PutProfile(context.Background(), "w", &providers.ProfileConfig{Provider: "fake"}, &ok); err != nil {
+		t.Errorf("secret with a tab: %v", err)
+	}
+}
+
+func TestSameTokenNotRefetchedBeforeExpiry(t *testing.T) {
+	// A pushed token: the source hands back the same token until a new one is pushed.
+	var exp time.Time
+	h := newHarness(t, nil, 0.5, func(c *fakeClock, n int) (*providers.Credential, error) {
+		if exp.IsZero() {
+			exp = c.Now().Add(time.Hour)
+		}
+		if !c.Now().Before(exp) {
+			return nil, fmt.Errorf("the pushed token expired: %w", providers.ErrNeedsLogin)
+		}
+		return &providers.Credential{Token: "same", ExpiresAt: exp}, nil
+	})
+	h.settle(t)
+	h.clock.Advance(59 * time.Minute)
+	h.settle(t)
+	if got := h.prov.Calls(); got != 2 {
+		t.Errorf("calls before expiry = %d, want 2 (first fetch and the 75%% refresh that found the same token)", got)
+	}
+	h.clock.Advance(time.Minute)
+	h.settle(t)
+	if info, _ := h.a.Profile("p"); info.State != StateNeedsLogin {
+		t.Errorf("state at expiry = %q, want needs_login", info.State)
+	}
+}

@@ -128,6 +128,9 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 }
 
 func (p *profile) finishLogin(cred *providers.Credential, err error) {
+	if err == nil {
+		err = checkCredential(cred)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.login = nil
@@ -159,7 +162,13 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	if !ok {
 		return fmt.Errorf("profile %s (%s) does not take pushed tokens; only externaljwt profiles without command or file do: %w", name, p.cfg.Provider, ErrBadRequest)
 	}
+	if hasControl(token) {
+		return fmt.Errorf("profile %s: the token contains a line break or another control character: %w", name, ErrBadRequest)
+	}
 	cred, err := pu.Push(ctx, token, expiresAt)
+	if err == nil {
+		err = checkCredential(cred)
+	}
 	if err != nil {
 		return fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
 	}

@@ -301,11 +301,11 @@ func (p *profile) fetchLocked() *flight {
 }
 
 func (p *profile) runFetch(f *flight) {
-	ctx, cancel := context.WithTimeout(p.a.ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(p.a.ctx, max(fetchTimeout, p.cfg.Timeout.D()+5*time.Second))
 	defer cancel()
 	cred, err := p.prov.Fetch(ctx)
-	if err == nil && cred == nil {
-		err = errors.New("provider returned no credential")
+	if err == nil {
+		err = checkCredential(cred)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -330,9 +330,19 @@ func (p *profile) runFetch(f *flight) {
 }
 
 func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
-	p.cred, p.obtained = cred, now
+	same := p.cred != nil && p.cred.Token == cred.Token && p.cred.ExpiresAt.Equal(cred.ExpiresAt)
+	if !same {
+		p.obtained = now
+	}
+	p.cred = cred
 	p.failures, p.retryAt, p.needsLogin, p.lastErr = 0, time.Time{}, false, ""
 	if cred.ExpiresAt.IsZero() || p.stopped {
+		return
+	}
+	if same {
+		// The source still has the token we had (a pushed token, a file not yet rotated):
+		// asking again before it expires would only find it again.
+		p.scheduleLocked(max(cred.ExpiresAt.Sub(now), 0))
 		return
 	}
 	life := cred.ExpiresAt.Sub(now)
@@ -397,6 +407,35 @@ func (p *profile) reject() {
 	}
 	p.a.log.Info("credential rejected by a server; dropped from cache", "profile", p.name)
 	p.notifyLocked(true)
+}
+
+// checkCredential refuses a credential that could not be sent as it is: a value with a
+// line break or another control character would inject headers into a request.
+func checkCredential(c *providers.Credential) error {
+	if c == nil {
+		return errors.New("provider returned no credential")
+	}
+	if hasControl(c.Token) {
+		return errors.New("the token contains a line break or another control character, so it cannot be sent; store or issue a clean one")
+	}
+	for _, m := range []map[string]string{c.Headers, c.Metadata} {
+		for k, v := range m {
+			if hasControl(k) || hasControl(v) {
+				return fmt.Errorf("the value of %s contains a line break or another control character, so it cannot be sent; store a clean secret", k)
+			}
+		}
+	}
+	return nil
+}
+
+// hasControl reports whether s holds an ASCII control character (tab excepted).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func sameConfig(a, b *providers.ProfileConfig) bool { return reflect.DeepEqual(a, b) }

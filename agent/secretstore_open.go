@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 
 	"github.com/authagent/authagent/providers"
 )
@@ -38,7 +39,7 @@ func openSecretStore(ctx context.Context, kind string, log *slog.Logger, ks *Key
 	if err == nil || errors.Is(err, providers.ErrSecretNotFound) {
 		return ks, nil
 	}
-	if errors.Is(err, ErrKeyringTimeout) {
+	if errors.Is(err, ErrKeyringTimeout) || strings.Contains(err.Error(), "failed to unlock") {
 		// A keyring that answers slowly is there but locked (an unlock prompt is waiting).
 		// Falling back to memory would lose every secret stored from now on; keep the
 		// keyring and let each call say what is wrong until it is unlocked.

@@ -15,13 +15,15 @@ import (
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
 	"github.com/authagent/authagent/providers/devicecode"
+	"github.com/authagent/authagent/providers/externaljwt"
 )
 
 // factories are the credential kinds this build knows.
 func factories() map[string]providers.Factory {
 	return map[string]providers.Factory{
-		apikey.Name:     apikey.New,
-		devicecode.Name: devicecode.New,
+		apikey.Name:      apikey.New,
+		devicecode.Name:  devicecode.New,
+		externaljwt.Name: externaljwt.New,
 	}
 }
 

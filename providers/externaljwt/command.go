@@ -1,0 +1,220 @@
+package externaljwt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+const (
+	// maxStderr is what is kept of a command's stderr for scrubbing; maxStderrShown is what
+	// of it goes into an error message.
+	maxStderr      = 64 << 10
+	maxStderrShown = 300
+	// waitDelay bounds how long a finished or killed command's pipes may stay open (held by
+	// a child it left behind) before they are closed under it.
+	waitDelay = 2 * time.Second
+)
+
+// passedEnv are the only variables of the agent's environment a command sees. The command
+// gets a minimal, explicit environment rather than the agent's: whatever the agent was
+// started with (AUTHAGENT_* settings, a user's shell secrets) stays out, and the command
+// behaves the same under systemd as when the agent was started by hand. Anything else the
+// command needs goes in the profile's env.
+var passedEnv = []string{"PATH", "HOME", "USER", "LANG"}
+
+// execInfo tells Kubernetes exec plugins that nobody is at a terminal, as kubectl does.
+const execInfo = `{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}`
+
+// run runs the command with its own environment and directory, no stdin, and the timeout;
+// on timeout its whole process group is killed. It returns stdout.
+func (p *Provider) run(ctx context.Context) ([]byte, error) {
+	name := p.argv[0]
+	env := p.childEnv()
+	path, err := p.lookPath(name, env)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, path, p.argv[1:]...)
+	cmd.Args[0] = name
+	cmd.Env = env
+	cmd.Dir = p.dir
+	var stdout, stderr capped
+	stdout.max, stderr.max = maxAnswer, maxStderr
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = waitDelay
+	killGroupOnCancel(cmd)
+
+	err = cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // it exited 0; a child it left behind held stdout open
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("command %q: %w", name, ctx.Err())
+		}
+		if errors.Is(rctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("command %q timed out after %s and was killed; raise the profile's timeout if it needs longer", name, p.timeout)
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			msg := fmt.Sprintf("command %q failed (%s)", name, ee.ProcessState)
+			if s := shortStderr(stderr.buf.Bytes()); s != "" {
+				msg += ": " + s
+			} else {
+				msg += " and wrote nothing on stderr"
+			}
+			return nil, errors.New(msg)
+		}
+		return nil, fmt.Errorf("start command %q: %w", name, err)
+	}
+	if stdout.over {
+		return nil, fmt.Errorf("command %q printed more than %d bytes; want one token or JSON", name, maxAnswer)
+	}
+	return stdout.buf.Bytes(), nil
+}
+
+// childEnv is the command's environment: passedEnv from the agent's, the Kubernetes exec
+// info, then the profile's env, which wins.
+func (p *Provider) childEnv() []string {
+	m := make(map[string]string, len(passedEnv)+1+len(p.env))
+	for _, k := range passedEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			m[k] = v
+		}
+	}
+	m["KUBERNETES_EXEC_INFO"] = execInfo
+	for k, v := range p.env {
+		m[k] = v
+	}
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+// lookPath finds the program in the PATH the command will see (the profile's, if it sets
+// one), so a missing program gets an error that names it.
+func (p *Provider) lookPath(name string, env []string) (string, error) {
+	if strings.ContainsRune(name, '/') || strings.ContainsRune(name, filepath.Separator) {
+		path := name
+		if !filepath.IsAbs(path) && p.dir != "" {
+			path = filepath.Join(p.dir, path)
+		}
+		if _, err := exec.LookPath(path); err != nil {
+			if ee := (*exec.Error)(nil); errors.As(err, &ee) {
+				err = ee.Err
+			}
+			return "", fmt.Errorf("command %q not found or not executable: %w", name, err)
+		}
+		return name, nil
+	}
+	var pathList string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathList = v
+		}
+	}
+	for _, dir := range filepath.SplitList(pathList) {
+		if !filepath.IsAbs(dir) {
+			continue // like exec.LookPath, never run a program from a relative PATH entry
+		}
+		if path, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("command %q not found in PATH (%s); install it, give its absolute path, or set PATH in the profile's env", name, pathList)
+}
+
+// capped keeps the first max bytes written to it and drops the rest, without ever failing a
+// write: a failed write would stop the copy and leave the command blocked on a full pipe.
+type capped struct {
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capped) Write(b []byte) (int, error) {
+	n := len(b)
+	if room := c.max - c.buf.Len(); room < len(b) {
+		b = b[:max(room, 0)]
+		c.over = true
+	}
+	c.buf.Write(b)
+	return n, nil
+}
+
+const redacted = "[redacted]"
+
+var (
+	// jwtRE matches JWTs (JWS and JWE compact forms): their header is base64url JSON, so it
+	// starts with "eyJ".
+	jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+`)
+	// runRE matches long runs of base64, base64url or hex characters.
+	runRE = regexp.MustCompile(`[A-Za-z0-9+/_-]{20,}=*`)
+)
+
+// scrub replaces what looks like a token in s with [redacted]: JWTs, and runs of 20 or more
+// base64 or hex characters that mix letters and digits or cases (secrets do; words, paths
+// and snake_case names mostly do not), or are all digits.
+func scrub(s string) string {
+	s = jwtRE.ReplaceAllString(s, redacted)
+	return runRE.ReplaceAllStringFunc(s, func(run string) string {
+		var upper, lower, digit, other bool
+		for _, c := range run {
+			switch {
+			case 'A' <= c && c <= 'Z':
+				upper = true
+			case 'a' <= c && c <= 'z':
+				lower = true
+			case '0' <= c && c <= '9':
+				digit = true
+			default:
+				other = true
+			}
+		}
+		classes := 0
+		for _, b := range []bool{upper, lower, digit} {
+			if b {
+				classes++
+			}
+		}
+		if classes >= 2 || (digit && !upper && !lower && !other) {
+			return redacted
+		}
+		return run
+	})
+}
+
+// shortStderr makes a command's stderr fit in one error message: scrubbed of tokens first
+// (cutting first could leave half a token unrecognised), lines joined, then cut short.
+func shortStderr(b []byte) string {
+	var lines []string
+	for _, l := range strings.Split(scrub(strings.ToValidUTF8(string(b), "?")), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	s := strings.Join(lines, " | ")
+	if len(s) <= maxStderrShown {
+		return s
+	}
+	cut := maxStderrShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

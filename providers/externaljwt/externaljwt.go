@@ -1,0 +1,335 @@
+// Package externaljwt is the provider for bearer tokens that another program manages. A
+// profile takes its token from one source: a command it runs (stdout holds a raw token,
+// {"token","expires_at"} JSON, or a Kubernetes ExecCredential), a file it re-reads and
+// watches for rotation, or tokens pushed into the agent (`authagent set-token`), which it
+// keeps in the secret store so they survive a restart.
+//
+// The expiry comes from the answer; else from the JWT's exp claim, which is decoded but NOT
+// verified (it only decides when to fetch again); else from the configured lifetime; else
+// there is none and the token is used until a server rejects it. When jwks_url is set, the
+// token's signature is verified against that key set and a token that fails is refused.
+//
+// The package does not decide when to fetch again (that is the agent's refresh policy), and
+// it never mints, refreshes or revokes tokens itself.
+package externaljwt
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// Name is the provider name used in the config.
+const Name = "externaljwt"
+
+// DefaultTimeout bounds a command run when the profile sets no timeout.
+const DefaultTimeout = 30 * time.Second
+
+type source int
+
+const (
+	sourcePush source = iota
+	sourceCommand
+	sourceFile
+)
+
+// Provider serves the token of one externaljwt profile.
+type Provider struct {
+	name     string
+	src      source
+	argv     []string
+	env      map[string]string
+	dir      string
+	timeout  time.Duration
+	file     string
+	lifetime time.Duration
+	jwksURL  string
+	keys     *oidc.RemoteKeySet // nil unless jwks_url is set
+	secrets  providers.Secrets
+	now      func() time.Time
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	read    bool     // Fetch has read the token file at least once
+	lastSum [32]byte // the token file's content as Fetch last read it or Watch last reported it
+}
+
+var (
+	_ providers.Provider = (*Provider)(nil)
+	_ providers.Pusher   = (*Provider)(nil)
+)
+
+// New is the providers.Factory for externaljwt profiles. A profile sets command or file;
+// with neither, it takes pushed tokens.
+func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+	if err := providers.CheckKeys(cfg, Name, "command", "env", "dir", "timeout", "file", "lifetime", "jwks_url"); err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		name:     env.Name,
+		lifetime: cfg.Lifetime.D(),
+		timeout:  DefaultTimeout,
+		secrets:  env.Secrets,
+		now:      env.Now,
+		log:      env.Logger,
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.Command != nil && cfg.File != "":
+		return nil, &providers.ConfigError{Key: "file", Message: "set either command or file, not both (with neither, tokens are pushed with `authagent set-token`)"}
+	case cfg.Command != nil:
+		if len(cfg.Command) == 0 || cfg.Command[0] == "" {
+			return nil, &providers.ConfigError{Key: "command", Message: `needs at least the program to run, like ["vault", "read", "-field=token", "auth/jwt/token"]`}
+		}
+		p.src = sourceCommand
+		p.argv = append([]string(nil), cfg.Command...)
+	case cfg.File != "":
+		if !filepath.IsAbs(cfg.File) {
+			return nil, &providers.ConfigError{Key: "file", Message: fmt.Sprintf("%q is not an absolute path (~ is not expanded)", cfg.File)}
+		}
+		p.src = sourceFile
+		p.file = filepath.Clean(cfg.File)
+	}
+	if p.src == sourceCommand {
+		if err := p.setCommandOptions(cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"env", len(cfg.Env) > 0}, {"dir", cfg.Dir != ""}, {"timeout", cfg.Timeout != 0}} {
+			if k.set {
+				return nil, &providers.ConfigError{Key: k.key, Message: "used only with command; remove it"}
+			}
+		}
+	}
+	if cfg.JWKSURL != "" {
+		if err := checkEndpoint(cfg.JWKSURL); err != nil {
+			return nil, &providers.ConfigError{Key: "jwks_url", Message: err.Error()}
+		}
+		hc := env.HTTPClient
+		if hc == nil {
+			hc = http.DefaultClient
+		}
+		p.jwksURL = cfg.JWKSURL
+		// The context only carries the HTTP client: go-oidc keeps it for background key fetches.
+		p.keys = oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), hc), cfg.JWKSURL)
+	}
+	return p, nil
+}
+
+func (p *Provider) setCommandOptions(cfg *providers.ProfileConfig) error {
+	for k, v := range cfg.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return &providers.ConfigError{Key: "env", Message: fmt.Sprintf("%q is not a valid environment variable name", k)}
+		}
+		if strings.ContainsRune(v, 0) {
+			return &providers.ConfigError{Key: "env", Message: fmt.Sprintf("the value of %s contains a NUL byte", k)}
+		}
+	}
+	p.env = maps.Clone(cfg.Env)
+	if cfg.Dir != "" {
+		if !filepath.IsAbs(cfg.Dir) {
+			return &providers.ConfigError{Key: "dir", Message: fmt.Sprintf("%q is not an absolute path (~ is not expanded)", cfg.Dir)}
+		}
+		p.dir = filepath.Clean(cfg.Dir)
+	}
+	if cfg.Timeout != 0 {
+		p.timeout = cfg.Timeout.D()
+	}
+	return nil
+}
+
+// checkEndpoint allows https, and http only on loopback. It is devicecode's rule; the twin
+// belongs in package providers once both kinds are in.
+func checkEndpoint(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.Scheme == "https" {
+		return nil
+	}
+	if u.Scheme == "http" {
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: use https (http is allowed only for loopback hosts)", raw)
+}
+
+// Fetch runs the command, reads the file, or returns the pushed token. It returns an error
+// wrapping providers.ErrNeedsLogin only in push mode, when no usable token was pushed.
+func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
+	switch p.src {
+	case sourceCommand:
+		return p.fetchCommand(ctx)
+	case sourceFile:
+		return p.fetchFile(ctx)
+	}
+	return p.fetchPushed(ctx)
+}
+
+func (p *Provider) fetchCommand(ctx context.Context) (*providers.Credential, error) {
+	out, err := p.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	a, err := parseAnswer(out, now, "output")
+	if err != nil {
+		return nil, fmt.Errorf("command %q: %w", p.argv[0], err)
+	}
+	return p.accept(ctx, a, now, fmt.Sprintf("the token from command %q", p.argv[0]))
+}
+
+func (p *Provider) fetchFile(ctx context.Context) (*providers.Credential, error) {
+	b, err := readToken(p.file)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.read, p.lastSum = true, sha256.Sum256(b)
+	p.mu.Unlock()
+	now := p.now()
+	a, err := parseAnswer(b, now, "content")
+	if err != nil {
+		return nil, fmt.Errorf("token file %s: %w", p.file, err)
+	}
+	return p.accept(ctx, a, now, "the token in file "+p.file)
+}
+
+// pushed is how a pushed token is kept in the secret store.
+type pushed struct {
+	Token     string     `json:"token"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+func (p *Provider) fetchPushed(ctx context.Context) (*providers.Credential, error) {
+	raw, err := p.secrets.Get(ctx, providers.PushedTokenKey)
+	if errors.Is(err, providers.ErrSecretNotFound) {
+		return nil, fmt.Errorf("no token pushed yet; push one with `authagent set-token %s`: %w", p.name, providers.ErrNeedsLogin)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pushed token: %w", err)
+	}
+	var st pushed
+	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Token == "" {
+		return nil, fmt.Errorf("the stored pushed token is unreadable; push a new one with `authagent set-token %s`: %w", p.name, providers.ErrNeedsLogin)
+	}
+	var exp time.Time
+	if st.ExpiresAt != nil {
+		exp = st.ExpiresAt.UTC()
+	}
+	if !exp.IsZero() && !p.now().Before(exp) {
+		return nil, fmt.Errorf("the pushed token expired at %s; push a new one with `authagent set-token %s`: %w", exp.Format(time.RFC3339), p.name, providers.ErrNeedsLogin)
+	}
+	if err := p.verify(ctx, st.Token, "the pushed token"); err != nil {
+		return nil, err
+	}
+	return bearer(st.Token, exp), nil
+}
+
+// Push checks a token handed to the agent and stores it, so that it survives a restart.
+// expiresAt may be zero; the expiry is then found as for any other answer. Push is refused
+// for profiles that take their token from a command or a file.
+func (p *Provider) Push(ctx context.Context, token string, expiresAt time.Time) (*providers.Credential, error) {
+	if p.src != sourcePush {
+		from := "command"
+		if p.src == sourceFile {
+			from = "file"
+		}
+		return nil, fmt.Errorf("profile %s takes its token from its %s; only profiles without command and file accept pushed tokens", p.name, from)
+	}
+	token = strings.TrimSpace(token)
+	if err := checkToken(token); err != nil {
+		return nil, fmt.Errorf("the pushed token %w", err)
+	}
+	now := p.now()
+	cred, err := p.accept(ctx, answer{token: token, expiresAt: expiresAt}, now, "the pushed token")
+	if err != nil {
+		return nil, err
+	}
+	st := pushed{Token: token}
+	if !cred.ExpiresAt.IsZero() {
+		st.ExpiresAt = &cred.ExpiresAt
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encode pushed token: %w", err)
+	}
+	if err := p.secrets.Set(ctx, providers.PushedTokenKey, string(b)); err != nil {
+		return nil, fmt.Errorf("store pushed token: %w", err)
+	}
+	return cred, nil
+}
+
+// accept verifies a token that came from a command, a file or a push, settles its expiry
+// and refuses it when it has already expired. what names the token in error messages, as in
+// `the token from command "vault"`; no message contains the token.
+func (p *Provider) accept(ctx context.Context, a answer, now time.Time, what string) (*providers.Credential, error) {
+	if err := p.verify(ctx, a.token, what); err != nil {
+		return nil, err
+	}
+	exp := a.expiresAt
+	if exp.IsZero() {
+		exp, _ = providers.JWTExpiry(a.token)
+	}
+	if exp.IsZero() && p.lifetime > 0 {
+		exp = now.Add(p.lifetime)
+	}
+	exp = exp.UTC()
+	if !exp.IsZero() && !now.Before(exp) {
+		return nil, fmt.Errorf("%s expired at %s", what, exp.Format(time.RFC3339))
+	}
+	return bearer(a.token, exp), nil
+}
+
+// verify checks the token's signature against jwks_url, when one is set. what names the
+// token in the error.
+func (p *Provider) verify(ctx context.Context, token, what string) error {
+	if p.keys == nil {
+		return nil
+	}
+	if strings.Count(token, ".") != 2 {
+		return fmt.Errorf("%s is not a JWT, but jwks_url is set, so it must be one signed by a key in %s", what, p.jwksURL)
+	}
+	// VerifySignature parses with asymmetric algorithms only (no "none", no HMAC), which is
+	// the check go-oidc's ID token verifier would add; the claims are not ID token claims.
+	if _, err := p.keys.VerifySignature(ctx, token); err != nil {
+		return fmt.Errorf("%s does not verify against jwks_url %s: %v", what, p.jwksURL, err)
+	}
+	return nil
+}
+
+func bearer(token string, exp time.Time) *providers.Credential {
+	return &providers.Credential{
+		TokenType: "Bearer",
+		Token:     token,
+		ExpiresAt: exp,
+		Headers:   map[string]string{"Authorization": "Bearer " + token},
+		Metadata:  map[string]string{"authorization": "Bearer " + token},
+	}
+}

@@ -1,0 +1,111 @@
+package tests
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Goals from issue 2, checked by reading the figures, never by assertions:
+//   - a cached credential over a kept-alive socket connection: under 50 µs median;
+//   - one `authagent header NAME` process: no slower than `git credential-cache get`
+//     against its own daemon (BenchmarkGitCredentialCacheGet, the baseline).
+
+// BenchmarkCredentialKeepAlive asks for a cached credential over one kept-alive connection,
+// with the secret in gnome-keyring and in memory: a cached credential costs the same.
+func BenchmarkCredentialKeepAlive(b *testing.B) {
+	b.Run("keyring", func(b *testing.B) { benchCredential(b, newEnv(b, startSession(b))) })
+	b.Run("memory", func(b *testing.B) {
+		e := newEnv(b, nil)
+		writeConfig(b, e, "secret_store = \"memory\"\n")
+		benchCredential(b, e)
+	})
+}
+
+func benchCredential(b *testing.B, e *env) {
+	startAgent(b, e)
+	addAPIKey(b, e, "hub", canary(b), hubFlags()...)
+	hc := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 1,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", e.sock())
+		},
+	}}
+	get := func() {
+		resp, err := hc.Get("http://authagent/v1/profiles/hub/credential")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	get() // the connection and the cache are warm from here on
+	var lat []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		get()
+		lat = append(lat, time.Since(start))
+	}
+	reportMedian(b, lat, time.Microsecond, "µs-median")
+}
+
+// BenchmarkHeaderProcess runs the one-shot `authagent header hub` process.
+func BenchmarkHeaderProcess(b *testing.B) {
+	e := newEnv(b, startSession(b))
+	startAgent(b, e)
+	addAPIKey(b, e, "hub", canary(b), hubFlags()...)
+	benchProcess(b, e.environ(), e.dir, "", authagentBin, "header", "hub")
+}
+
+// BenchmarkGitCredentialCacheGet is the baseline for BenchmarkHeaderProcess: one
+// `git credential-cache get` against its own daemon, holding one credential.
+func BenchmarkGitCredentialCacheGet(b *testing.B) {
+	needTools(b, "git")
+	dir := shortTempDir(b)
+	sock := filepath.Join(dir, "cache.sock")
+	environ := []string{"HOME=" + dir, "PATH=" + filepath.Dir(authagentBin) + ":/usr/local/bin:/usr/bin:/bin"}
+	store := "protocol=https\nhost=api.example.com\nusername=oauth2\npassword=" + canary(b) + "\n\n"
+	r := runIn(b, environ, dir, store, "git", "credential-cache", "--socket", sock, "--timeout", "600", "store")
+	if r.code != 0 {
+		b.Fatalf("git credential-cache store: %s", r)
+	}
+	b.Cleanup(func() { runCmd(environ, dir, "", "git", "credential-cache", "--socket", sock, "exit") })
+	benchProcess(b, environ, dir, "protocol=https\nhost=api.example.com\n\n", "git", "credential-cache", "--socket", sock, "get")
+}
+
+func benchProcess(b *testing.B, environ []string, dir, stdin, name string, args ...string) {
+	b.Helper()
+	var lat []time.Duration
+	for b.Loop() {
+		cmd := exec.Command(name, args...)
+		cmd.Env, cmd.Dir = environ, dir
+		cmd.Stdin = strings.NewReader(stdin)
+		start := time.Now()
+		out, err := cmd.Output()
+		lat = append(lat, time.Since(start))
+		if err != nil || len(out) == 0 {
+			b.Fatalf("%s %v: %v, output %q", name, args, err, out)
+		}
+	}
+	reportMedian(b, lat, time.Millisecond, "ms-median")
+}
+
+func reportMedian(b *testing.B, lat []time.Duration, unit time.Duration, name string) {
+	b.Helper()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2])/float64(unit), name)
+}

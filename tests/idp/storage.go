@@ -1,0 +1,470 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zitadel/oidc/v3/example/server/exampleop"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// wrappedStorage is zitadel/oidc's example storage with the changes this
+// package needs. The example storage keeps doing the bookkeeping of clients,
+// users, device authorizations and tokens; the wrapper adds:
+//
+//   - a public client that may use the device_code and refresh_token grants
+//     (deviceClient);
+//   - refresh tokens for device logins: the example records them without a
+//     client id, so the client could never refresh them; the wrapper hands
+//     the example a refresh-token-shaped request that carries the client id;
+//   - access-token lifetimes from Options (the example fixes 5 min), checked
+//     by userinfo and introspection;
+//   - grants: every refresh token belongs to the grant of one device login;
+//     a rotated token presented again revokes the grant (reuse detection);
+//   - single-use device codes and race-free device state.
+type wrappedStorage struct {
+	*storage.Storage
+	opts Options
+
+	devMu    sync.Mutex                              // guards device state, which the example hands out by pointer
+	consumed map[string]bool                         // device codes already exchanged for tokens
+	approved map[*op.DeviceAuthorizationState]string // approved states handed to the op → device code
+
+	mu      sync.Mutex // guards everything below
+	refresh map[string]*refreshInfo
+	access  map[string]*accessInfo
+	reuses  int
+	revoked int
+}
+
+// grant is the family of refresh and access tokens descended from one device
+// login.
+type grant struct {
+	current string // the live refresh token; "" once revoked
+	revoked bool
+}
+
+type refreshInfo struct {
+	g        *grant
+	rotated  bool // a newer refresh token replaced this one
+	userID   string
+	clientID string
+}
+
+type accessInfo struct {
+	g        *grant // nil for tokens issued without a refresh token
+	exp      time.Time
+	subject  string
+	clientID string
+	scopes   []string
+	revoked  bool
+}
+
+var (
+	_ op.Storage                    = (*wrappedStorage)(nil)
+	_ op.DeviceAuthorizationStorage = (*wrappedStorage)(nil)
+	_ exampleop.Storage             = (*wrappedStorage)(nil)
+)
+
+func newWrappedStorage(inner *storage.Storage, opts Options) *wrappedStorage {
+	return &wrappedStorage{
+		Storage:  inner,
+		opts:     opts,
+		consumed: make(map[string]bool),
+		approved: make(map[*op.DeviceAuthorizationState]string),
+		refresh:  make(map[string]*refreshInfo),
+		access:   make(map[string]*accessInfo),
+	}
+}
+
+// accessExpiry is when an access token issued now expires. Half a second is
+// added so that expires_in, which the op package truncates to whole seconds,
+// equals AccessTokenLifetime.
+func (s *wrappedStorage) accessExpiry() time.Time {
+	return time.Now().Add(s.opts.AccessTokenLifetime + 500*time.Millisecond)
+}
+
+func clientIDOf(r op.TokenRequest) string {
+	if c, ok := r.(interface{ GetClientID() string }); ok {
+		return c.GetClientID()
+	}
+	return ""
+}
+
+// --- clients ---
+
+type deviceClient struct {
+	op.Client
+	jwt bool
+}
+
+func (c deviceClient) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+}
+
+func (c deviceClient) AccessTokenType() op.AccessTokenType {
+	if c.jwt {
+		return op.AccessTokenTypeJWT
+	}
+	return op.AccessTokenTypeBearer
+}
+
+func (s *wrappedStorage) GetClientByClientID(ctx context.Context, clientID string) (op.Client, error) {
+	c, err := s.Storage.GetClientByClientID(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	if clientID == s.opts.ClientID {
+		return deviceClient{Client: c, jwt: s.opts.JWTAccessTokens}, nil
+	}
+	return c, nil
+}
+
+// --- tokens ---
+
+func (s *wrappedStorage) CreateAccessToken(ctx context.Context, request op.TokenRequest) (string, time.Time, error) {
+	if err := s.consumeDeviceCode(request); err != nil {
+		return "", time.Time{}, err
+	}
+	id, _, err := s.Storage.CreateAccessToken(ctx, request)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := s.accessExpiry()
+	s.mu.Lock()
+	s.access[id] = &accessInfo{exp: exp, subject: request.GetSubject(), clientID: clientIDOf(request), scopes: request.GetScopes()}
+	s.mu.Unlock()
+	return id, exp, nil
+}
+
+func (s *wrappedStorage) CreateAccessAndRefreshTokens(ctx context.Context, request op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
+	if currentRefreshToken == "" {
+		return s.createGrant(ctx, request)
+	}
+
+	// Refresh: held across the example's rotation, so that two requests
+	// with the same refresh token cannot both rotate it.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info := s.refresh[currentRefreshToken]
+	switch {
+	case info == nil:
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("unknown refresh token")
+	case info.rotated:
+		s.reuses++
+		s.revokeGrantLocked(info)
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token reused; grant revoked")
+	case info.g.revoked:
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("grant revoked")
+	}
+	atID, rt, _, err := s.Storage.CreateAccessAndRefreshTokens(ctx, request, currentRefreshToken)
+	if err != nil {
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithParent(err)
+	}
+	info.rotated = true
+	info.g.current = rt
+	s.refresh[rt] = &refreshInfo{g: info.g, userID: info.userID, clientID: info.clientID}
+	exp := s.accessExpiry()
+	s.access[atID] = &accessInfo{g: info.g, exp: exp, subject: request.GetSubject(), clientID: info.clientID, scopes: request.GetScopes()}
+	return atID, rt, exp, nil
+}
+
+// createGrant issues the first access and refresh token of a grant.
+func (s *wrappedStorage) createGrant(ctx context.Context, request op.TokenRequest) (string, string, time.Time, error) {
+	if err := s.consumeDeviceCode(request); err != nil {
+		return "", "", time.Time{}, err
+	}
+	clientID := clientIDOf(request)
+	req := request
+	if st, ok := request.(*op.DeviceAuthorizationState); ok {
+		// The example derives the client of a new refresh token from the
+		// request type and knows no device requests; describe the device
+		// login the way it describes a refresh request.
+		req = storage.RefreshTokenRequestFromBusiness(&storage.RefreshToken{
+			ApplicationID: st.ClientID,
+			UserID:        st.Subject,
+			Audience:      slices.Clone(st.GetAudience()),
+			Scopes:        slices.Clone(st.Scopes),
+			AuthTime:      st.AuthTime,
+			AMR:           slices.Clone(st.AMR),
+		})
+	}
+	atID, rt, _, err := s.Storage.CreateAccessAndRefreshTokens(ctx, req, "")
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	exp := s.accessExpiry()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := &grant{current: rt}
+	s.refresh[rt] = &refreshInfo{g: g, userID: request.GetSubject(), clientID: clientID}
+	s.access[atID] = &accessInfo{g: g, exp: exp, subject: request.GetSubject(), clientID: clientID, scopes: request.GetScopes()}
+	return atID, rt, exp, nil
+}
+
+// revokeGrantLocked revokes the grant of info: its live refresh token and,
+// through the grant, every access token issued from it.
+func (s *wrappedStorage) revokeGrantLocked(info *refreshInfo) {
+	g := info.g
+	if g.revoked {
+		return
+	}
+	g.revoked = true
+	if g.current != "" {
+		_ = s.Storage.RevokeToken(context.Background(), g.current, info.userID, info.clientID)
+		g.current = ""
+	}
+}
+
+func (s *wrappedStorage) TokenRequestByRefreshToken(ctx context.Context, refreshToken string) (op.RefreshTokenRequest, error) {
+	s.mu.Lock()
+	info := s.refresh[refreshToken]
+	switch {
+	case info == nil:
+		s.mu.Unlock()
+		return nil, errors.New("unknown refresh token")
+	case info.rotated:
+		s.reuses++
+		s.revokeGrantLocked(info)
+		s.mu.Unlock()
+		return nil, errors.New("refresh token reused; grant revoked")
+	case info.g.revoked:
+		s.mu.Unlock()
+		return nil, errors.New("grant revoked")
+	}
+	s.mu.Unlock()
+	return s.Storage.TokenRequestByRefreshToken(ctx, refreshToken)
+}
+
+// GetRefreshTokenInfo is used by the revocation endpoint. (The example's
+// version reads its map without its lock.)
+func (s *wrappedStorage) GetRefreshTokenInfo(ctx context.Context, clientID string, token string) (userID string, tokenID string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info := s.refresh[token]
+	if info == nil || info.rotated || info.g.revoked {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return info.userID, token, nil
+}
+
+func (s *wrappedStorage) RevokeToken(ctx context.Context, tokenIDOrToken string, userID string, clientID string) *oidc.Error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if info := s.refresh[tokenIDOrToken]; info != nil && !info.rotated && !info.g.revoked {
+		if info.clientID != clientID {
+			return oidc.ErrInvalidClient().WithDescription("token was not issued for this client")
+		}
+		s.revokeGrantLocked(info)
+		s.revoked++
+		return nil
+	}
+	if a := s.access[tokenIDOrToken]; a != nil {
+		if a.clientID != clientID {
+			return oidc.ErrInvalidClient().WithDescription("token was not issued for this client")
+		}
+		a.revoked = true
+		return nil
+	}
+	return s.Storage.RevokeToken(ctx, tokenIDOrToken, userID, clientID)
+}
+
+// activeAccess returns the record of an access token the provider honours.
+func (s *wrappedStorage) activeAccess(tokenID string) (accessInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.access[tokenID]
+	switch {
+	case a == nil:
+		return accessInfo{}, errors.New("token is invalid")
+	case a.revoked || (a.g != nil && a.g.revoked):
+		return accessInfo{}, errors.New("token was revoked")
+	case time.Now().After(a.exp):
+		return accessInfo{}, errors.New("token has expired")
+	}
+	return *a, nil
+}
+
+func (s *wrappedStorage) SetUserinfoFromToken(ctx context.Context, userinfo *oidc.UserInfo, tokenID, subject, origin string) error {
+	a, err := s.activeAccess(tokenID)
+	if err != nil {
+		return err
+	}
+	return s.Storage.SetUserinfoFromRequest(ctx, userinfo, &op.DeviceAuthorizationState{ClientID: a.clientID, Subject: a.subject}, a.scopes)
+}
+
+func (s *wrappedStorage) SetIntrospectionFromToken(ctx context.Context, introspection *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	a, err := s.activeAccess(tokenID)
+	if err != nil {
+		return err
+	}
+	userinfo := new(oidc.UserInfo)
+	if err := s.Storage.SetUserinfoFromRequest(ctx, userinfo, &op.DeviceAuthorizationState{ClientID: a.clientID, Subject: a.subject}, a.scopes); err != nil {
+		return err
+	}
+	introspection.SetUserInfo(userinfo)
+	introspection.Scope = a.scopes
+	introspection.ClientID = a.clientID
+	introspection.Expiration = oidc.FromTime(a.exp)
+	return nil
+}
+
+// --- device authorization ---
+
+func (s *wrappedStorage) GetDeviceAuthorizatonState(ctx context.Context, clientID, deviceCode string) (*op.DeviceAuthorizationState, error) {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	st, err := s.Storage.GetDeviceAuthorizatonState(ctx, clientID, deviceCode)
+	if err != nil {
+		return nil, err
+	}
+	if s.consumed[deviceCode] {
+		return nil, errors.New("device code already used")
+	}
+	cp := *st
+	cp.Audience = slices.Clone(st.Audience)
+	cp.Scopes = slices.Clone(st.Scopes)
+	cp.AMR = slices.Clone(st.AMR)
+	if cp.Done && !cp.Denied {
+		s.approved[&cp] = deviceCode
+	}
+	return &cp, nil
+}
+
+// consumeDeviceCode makes the device code behind an approved state single
+// use. It is called when tokens are created, not when the state is read: the
+// op package reads the state before it authenticates the client, and a
+// request that then fails (x/oauth2's AuthStyleAutoDetect first tries HTTP
+// Basic auth, which the op rejects for public clients) must not spend the
+// code.
+func (s *wrappedStorage) consumeDeviceCode(request op.TokenRequest) error {
+	st, ok := request.(*op.DeviceAuthorizationState)
+	if !ok {
+		return nil
+	}
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	code, ok := s.approved[st]
+	if !ok {
+		return nil
+	}
+	delete(s.approved, st)
+	if s.consumed[code] {
+		return oidc.ErrInvalidGrant().WithDescription("device code already used")
+	}
+	s.consumed[code] = true
+	return nil
+}
+
+func (s *wrappedStorage) pendingUserCode(ctx context.Context, userCode string) error {
+	st, err := s.Storage.GetDeviceAuthorizationByUserCode(ctx, userCode)
+	if err != nil {
+		return err
+	}
+	if st.Done || st.Denied {
+		return errors.New("user code already used")
+	}
+	if time.Now().After(st.Expires) {
+		return errors.New("user code expired")
+	}
+	return nil
+}
+
+func (s *wrappedStorage) CompleteDeviceAuthorization(ctx context.Context, userCode, subject string) error {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	if err := s.pendingUserCode(ctx, userCode); err != nil {
+		return err
+	}
+	if err := s.Storage.CompleteDeviceAuthorization(ctx, userCode, subject); err != nil {
+		return err
+	}
+	st, err := s.Storage.GetDeviceAuthorizationByUserCode(ctx, userCode)
+	if err != nil {
+		return err
+	}
+	st.AuthTime = time.Now()
+	st.AMR = []string{"pwd"}
+	return nil
+}
+
+func (s *wrappedStorage) DenyDeviceAuthorization(ctx context.Context, userCode string) error {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
+	if err := s.pendingUserCode(ctx, userCode); err != nil {
+		return err
+	}
+	return s.Storage.DenyDeviceAuthorization(ctx, userCode)
+}
+
+// --- counters and controls ---
+
+func (s *wrappedStorage) reuseDetected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reuses
+}
+
+func (s *wrappedStorage) revokedRefreshTokens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revoked
+}
+
+func (s *wrappedStorage) activeGrants() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, info := range s.refresh {
+		if !info.rotated && !info.g.revoked {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *wrappedStorage) forgetGrants() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tok, info := range s.refresh {
+		if !info.rotated && !info.g.revoked {
+			_ = s.Storage.RevokeToken(context.Background(), tok, info.userID, info.clientID)
+		}
+	}
+	s.refresh = make(map[string]*refreshInfo)
+}
+
+// --- users ---
+
+// userStore implements the example storage's UserStore.
+type userStore struct {
+	users map[string]*storage.User // by ID
+}
+
+func (u userStore) GetUserByID(id string) *storage.User { return u.users[id] }
+
+func (u userStore) GetUserByUsername(name string) *storage.User {
+	for _, user := range u.users {
+		if user.Username == name {
+			return user
+		}
+	}
+	return nil
+}
+
+func (u userStore) ExampleClientID() string { return "service" }
+
+func randomKey(t testing.TB) [32]byte {
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		t.Fatalf("idp: random key: %v", err)
+	}
+	return k
+}
