@@ -2,9 +2,12 @@ package tests
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +98,48 @@ func reportMedian(b *testing.B, lat []time.Duration, unit time.Duration, name st
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2])/float64(unit), name)
+}
+
+// BenchmarkIdleAgentWakeups counts how often an idle agent process is scheduled at all:
+// the context switches of all its threads over ten idle seconds, per minute. Nothing in the
+// agent polls; what remains is the Go runtime's own housekeeping (sysmon backing off, the
+// forced GC every two minutes). Goal: nothing besides due refreshes.
+func BenchmarkIdleAgentWakeups(b *testing.B) {
+	e := newEnv(b, startSession(b))
+	a := startAgent(b, e)
+	addAPIKey(b, e, "hub", canary(b), hubFlags()...)
+	time.Sleep(time.Second) // let start-up settle
+	var switches int64
+	var idle time.Duration
+	for b.Loop() {
+		before := contextSwitches(b, a.pid)
+		start := time.Now()
+		time.Sleep(10 * time.Second)
+		idle += time.Since(start)
+		switches += contextSwitches(b, a.pid) - before
+	}
+	b.ReportMetric(float64(switches)/idle.Minutes(), "wakeups/min")
+}
+
+// contextSwitches sums voluntary and involuntary context switches over a process's threads.
+func contextSwitches(b *testing.B, pid int) int64 {
+	b.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		b.Fatalf("no threads of pid %d: %v", pid, err)
+	}
+	var n int64
+	for _, path := range tasks {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue // a thread that just ended
+		}
+		for line := range strings.Lines(string(data)) {
+			if name, val, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(name, "ctxt_switches") {
+				v, _ := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
 }
