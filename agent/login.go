@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/authagent/authagent/providers"
@@ -179,4 +180,32 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	p.notifyLocked(true)
 	a.log.Info("token pushed", "profile", name, "expires_at", cred.ExpiresAt.UTC())
 	return nil
+}
+
+// Sign signs a request for a profile whose provider signs instead of handing out its
+// secret (apikey sigv4). The URL must be one the profile may send to.
+func (a *Agent) Sign(ctx context.Context, name string, req providers.SignRequest) (map[string]string, error) {
+	p, err := a.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := p.prov.(providers.Signer)
+	if !ok {
+		return nil, fmt.Errorf("profile %s (%s) does not sign requests; only apikey profiles with mode = \"sigv4\" do: %w", name, p.cfg.Provider, ErrBadRequest)
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("url must be an absolute URL like https://api.example.com/path, got %q: %w", req.URL, ErrBadRequest)
+	}
+	if err := p.allows(u); err != nil {
+		return nil, err
+	}
+	headers, err := s.Sign(ctx, req)
+	if err != nil {
+		if errors.Is(err, providers.ErrNeedsLogin) {
+			return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrNeedsLogin)
+		}
+		return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrProvider)
+	}
+	return headers, nil
 }

@@ -153,3 +153,34 @@ func TestLoginNotSupported(t *testing.T) {
 		t.Errorf("logout of a static profile: %v, want ErrBadRequest", err)
 	}
 }
+
+type signingProvider struct{ fakeProvider }
+
+func (signingProvider) Sign(_ context.Context, r providers.SignRequest) (map[string]string, error) {
+	return map[string]string{"Authorization": "SIG " + r.Method + " " + r.URL}, nil
+}
+
+func TestSign(t *testing.T) {
+	clock := newFakeClock()
+	sp := &signingProvider{}
+	sp.clock = clock
+	sp.fetch = func(*fakeClock, int) (*providers.Credential, error) { return &providers.Credential{}, nil }
+	cfg := &Config{Path: filepath.Join(t.TempDir(), "c.toml"), Profiles: map[string]*providers.ProfileConfig{
+		"s": {Provider: "sig", Hosts: []string{"api.example.com"}}}}
+	a, err := New(Options{Config: cfg, Store: NewMemoryStore(), Clock: clock,
+		Providers: map[string]providers.Factory{"sig": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return sp, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	h, err := a.Sign(ctx, "s", providers.SignRequest{Method: "GET", URL: "https://api.example.com/x"})
+	if err != nil || h["Authorization"] != "SIG GET https://api.example.com/x" {
+		t.Fatalf("got %v, %v", h, err)
+	}
+	for _, u := range []string{"https://evil.example.org/", "http://api.example.com/", "/relative"} {
+		if _, err := a.Sign(ctx, "s", providers.SignRequest{Method: "GET", URL: u}); !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrBadRequest) {
+			t.Errorf("sign for %s: %v, want refused", u, err)
+		}
+	}
+}

@@ -212,6 +212,14 @@ func (c *Client) PushToken(ctx context.Context, profile, token string, expiresAt
 	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(profile)+"/token", nil, body, nil)
 }
 
+// Sign asks the agent to sign a request with a sigv4 profile and returns the headers to
+// add. The secret never leaves the agent.
+func (c *Client) Sign(ctx context.Context, profile string, req SignRequest) (map[string]string, error) {
+	var sig Signature
+	err := c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/sign", nil, req, &sig)
+	return sig.Headers, err
+}
+
 // Watcher reads the event stream.
 type Watcher struct {
 	body io.ReadCloser

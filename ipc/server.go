@@ -96,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 		{"POST /v1/profiles/{name}/login", s.login},
 		{"POST /v1/profiles/{name}/logout", s.logout},
 		{"POST /v1/profiles/{name}/reject", s.reject},
+		{"POST /v1/profiles/{name}/sign", s.sign},
 		{"PUT /v1/profiles/{name}/token", s.pushToken},
 		{"GET /v1/status", s.status},
 	} {
@@ -266,6 +267,26 @@ func (s *Server) pushToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
+	var sr SignRequest
+	if err := decodeBody(r, &sr); err != nil {
+		writeError(w, err)
+		return
+	}
+	if sr.Method == "" {
+		sr.Method = http.MethodGet
+	}
+	h, err := s.Agent.Sign(r.Context(), r.PathValue("name"), providers.SignRequest{
+		Method: sr.Method, URL: sr.URL, Headers: sr.Headers, BodySHA256: sr.BodySHA256,
+	})
+	if err != nil {
+		writeError(w, apiError(err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, Signature{Headers: nonNil(h)})
 }
 
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {

@@ -84,6 +84,20 @@ type TokenPush struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
+// SignRequest is the body of POST /v1/profiles/{name}/sign: the request to sign. The
+// body itself stays with the caller; only its SHA-256 (hex) travels.
+type SignRequest struct {
+	Method     string            `json:"method"`
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	BodySHA256 string            `json:"body_sha256,omitempty"`
+}
+
+// Signature is the answer to a SignRequest: the headers to add to the request.
+type Signature struct {
+	Headers map[string]string `json:"headers"`
+}
+
 // API error codes.
 const (
 	CodeBadRequest     = "bad_request"

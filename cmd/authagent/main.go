@@ -96,6 +96,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newHeaderCmd(c),
 		newExecCmd(c),
 		newSetTokenCmd(c),
+		newSignCmd(c),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)
