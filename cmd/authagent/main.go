@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -39,6 +40,12 @@ func main() {
 }
 
 func run(args []string) int {
+	// Tools find helpers by name: git runs git-credential-authagent, docker runs
+	// docker-credential-authagent. Both are links to this binary.
+	switch filepath.Base(os.Args[0]) {
+	case "git-credential-authagent":
+		args = append([]string{"git-credential"}, args...)
+	}
 	root := newRoot()
 	root.SetArgs(args)
 	err := root.Execute()
@@ -97,6 +104,8 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newExecCmd(c),
 		newSetTokenCmd(c),
 		newSignCmd(c),
+		newGitCredentialCmd(c),
+		newGitCmd(c),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)
