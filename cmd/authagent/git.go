@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -62,11 +63,16 @@ func gitCredential(cmd *cobra.Command, client *ipc.Client, op string, in io.Read
 		}
 		return nil
 	}
-	a := credhelper.GitAnswer{Username: cred.Username, Token: cred.Token, TokenType: cred.TokenType}
-	if cred.ExpiresAt != nil {
-		a.ExpiresAt = *cred.ExpiresAt
-	}
+	a := credhelper.GitAnswer{Username: cred.Username, Token: cred.Token, TokenType: cred.TokenType, ExpiresAt: expiresOf(cred)}
 	return credhelper.WriteGitAnswer(out, req, a)
+}
+
+// expiresOf is a credential's expiry, zero when it has none.
+func expiresOf(c *ipc.Credential) time.Time {
+	if c.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return *c.ExpiresAt
 }
 
 func oneLine(s string) string {

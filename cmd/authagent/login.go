@@ -57,7 +57,7 @@ Without NAME, every devicecode profile that needs a login is logged in, one afte
 				}
 			}
 			for _, name := range names {
-				if err := login(ctx, c.client, name, !noBrowser); err != nil {
+				if err := login(ctx, c.client, name, !noBrowser, os.Stdout); err != nil {
 					return err
 				}
 			}
@@ -68,8 +68,9 @@ Without NAME, every devicecode profile that needs a login is logged in, one afte
 	return cmd
 }
 
-// login drives one login in the agent and follows it to its end.
-func login(ctx context.Context, client *ipc.Client, name string, browser bool) error {
+// login drives one login in the agent and follows it to its end; what the user must do is
+// shown on out.
+func login(ctx context.Context, client *ipc.Client, name string, browser bool, out *os.File) error {
 	w, err := client.Watch(ctx, false) // before the login starts, so no event is missed
 	if err != nil {
 		return err
@@ -88,7 +89,7 @@ func login(ctx context.Context, client *ipc.Client, name string, browser bool) e
 	} else if err != nil {
 		return err
 	}
-	showChallenge(name, ch)
+	showChallenge(out, name, ch)
 	if browser && hasDisplay() {
 		target := ch.VerificationURIComplete
 		if target == "" {
@@ -147,12 +148,13 @@ func login(ctx context.Context, client *ipc.Client, name string, browser bool) e
 	}
 }
 
-func showChallenge(name string, ch *ipc.LoginChallenge) {
-	fmt.Printf("To log in to %s, open\n\n    %s\n\nand enter the code\n\n    %s\n\n", name, ch.VerificationURI, ch.UserCode)
-	if ch.VerificationURIComplete != "" && term.IsTerminal(int(os.Stdout.Fd())) {
-		fmt.Println("or scan this code:")
-		qrterminal.GenerateHalfBlock(ch.VerificationURIComplete, qrterminal.L, os.Stdout)
-		fmt.Println()
+// showChallenge tells the user what to do, on out; the QR code only when out is a terminal.
+func showChallenge(out *os.File, name string, ch *ipc.LoginChallenge) {
+	fmt.Fprintf(out, "To log in to %s, open\n\n    %s\n\nand enter the code\n\n    %s\n\n", name, ch.VerificationURI, ch.UserCode)
+	if ch.VerificationURIComplete != "" && term.IsTerminal(int(out.Fd())) {
+		fmt.Fprintln(out, "or scan this code:")
+		qrterminal.GenerateHalfBlock(ch.VerificationURIComplete, qrterminal.L, out)
+		fmt.Fprintln(out)
 	}
 }
 

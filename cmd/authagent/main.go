@@ -45,6 +45,8 @@ func run(args []string) int {
 	switch filepath.Base(os.Args[0]) {
 	case "git-credential-authagent":
 		args = append([]string{"git-credential"}, args...)
+	case "docker-credential-authagent":
+		args = append([]string{"docker-credential"}, args...)
 	}
 	root := newRoot()
 	root.SetArgs(args)
@@ -106,6 +108,10 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newSignCmd(c),
 		newGitCredentialCmd(c),
 		newGitCmd(c),
+		newCurlCmd(c),
+		newKubeCredentialCmd(c),
+		newDockerCredentialCmd(c),
+		newBazelCredentialCmd(c),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/authagent/authagent/credhelper"
+	"github.com/authagent/authagent/ipc"
+)
+
+func newCurlCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "curl [NAME] -- CURL-ARGS…",
+		Short: "Run curl with a profile's headers, handed over on a pipe (never in argv or env)",
+		Long: `Run curl with the profile's current headers. The headers reach curl as a config file on an
+inherited pipe (-K /dev/fd/3), so the token never appears in a command line, the
+environment or a file. Without NAME the profile is the one whose hosts match the URL.`,
+		Example: `  authagent curl -- https://api.example.com/v1/things
+  authagent curl work -- -X POST -d @body.json https://api.example.com/v1/things`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			if dash < 0 || dash > 1 || len(args) == dash {
+				return usageError{"usage: authagent curl [NAME] -- CURL-ARGS…"}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			curlArgs := args[dash:]
+			target := ""
+			for _, a := range curlArgs {
+				if strings.HasPrefix(a, "https://") || strings.HasPrefix(a, "http://") {
+					target = a
+					break
+				}
+			}
+			if target == "" {
+				return usageError{"no http(s):// URL among the curl arguments; authagent needs it to check where the token goes"}
+			}
+			var cred *ipc.Credential
+			var err error
+			if dash == 1 {
+				cred, err = c.client.Credential(cmd.Context(), args[0], ipc.ForURL(target))
+			} else {
+				cred, err = c.client.CredentialForURL(cmd.Context(), target)
+			}
+			if err != nil {
+				return err
+			}
+			conf, err := credhelper.CurlConfig(cred.Headers)
+			if err != nil {
+				return err
+			}
+			return runCurl(conf, curlArgs)
+		},
+	}
+}
+
+// runCurl runs curl with conf readable on fd 3 and passes its exit status through.
+func runCurl(conf string, args []string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	// A config of a few headers fits the pipe's buffer, so writing before curl runs
+	// cannot block.
+	if _, err := io.WriteString(w, conf); err != nil {
+		return err
+	}
+	w.Close()
+	cmd := exec.Command("curl", append([]string{"-K", "/dev/fd/3"}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{r}
+	err = cmd.Run()
+	r.Close()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return exitStatus{ee.ExitCode()}
+	}
+	return err
+}
+
+func newKubeCredentialCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "kube-credential NAME",
+		Short: "Print a kubectl ExecCredential (client.authentication.k8s.io/v1) for a profile",
+		Long: `Print the profile's token as a kubectl exec credential. In a kubeconfig user:
+
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: authagent
+      args: [kube-credential, work]
+      interactiveMode: IfAvailable
+
+When kubectl says the session is interactive and the profile needs a login, the device
+login runs with its prompts on stderr; otherwise the command fails with a message.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := credhelper.ParseExecInfo(os.Getenv("KUBERNETES_EXEC_INFO"))
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cred, err := c.client.Credential(ctx, args[0])
+			var ae *ipc.Error
+			if errors.As(err, &ae) && ae.Code == ipc.CodeNeedsLogin && spec.Interactive {
+				if err := login(ctx, c.client, args[0], true, os.Stderr); err != nil {
+					return err
+				}
+				cred, err = c.client.Credential(ctx, args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return credhelper.WriteExecCredential(os.Stdout, cred.Token, expiresOf(cred))
+		},
+	}
+}
+
+func newDockerCredentialCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:    "docker-credential get|store|erase|list",
+		Short:  "Docker credential helper (docker runs docker-credential-authagent)",
+		Hidden: true,
+		Args:   exactArgs(1, "get|store|erase|list"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			in, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+			if err != nil {
+				return err
+			}
+			switch args[0] {
+			case "get", "erase":
+				server := strings.TrimSpace(string(in))
+				cred, err := c.client.CredentialForURL(ctx, dockerURL(server))
+				var ae *ipc.Error
+				if errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile {
+					if args[0] == "erase" {
+						return nil
+					}
+					fmt.Println(credhelper.DockerNotFound)
+					return exitStatus{1}
+				}
+				if err != nil {
+					return err
+				}
+				if args[0] == "erase" {
+					return c.client.Reject(ctx, cred.Profile)
+				}
+				return json.NewEncoder(os.Stdout).Encode(credhelper.DockerCredential{ServerURL: server, Username: cred.Username, Secret: cred.Token})
+			case "store":
+				return nil // the agent owns these credentials; docker login's copy is not kept
+			case "list":
+				ps, err := c.client.Profiles(ctx)
+				if err != nil {
+					return err
+				}
+				out := map[string]string{}
+				for _, p := range ps {
+					for _, h := range p.Hosts {
+						if !strings.Contains(h, "*") {
+							out["https://"+h] = p.Username
+						}
+					}
+				}
+				return json.NewEncoder(os.Stdout).Encode(out)
+			}
+			return usageError{fmt.Sprintf("unknown operation %q: want get, store, erase or list", args[0])}
+		},
+	}
+}
+
+// dockerURL turns what docker passes ("registry.example.com", "https://index.docker.io/v1/")
+// into a URL for choosing a profile.
+func dockerURL(server string) string {
+	if strings.Contains(server, "://") {
+		return server
+	}
+	return (&url.URL{Scheme: "https", Host: server, Path: "/"}).String()
+}
+
+func newBazelCredentialCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "credential-helper get",
+		Short: "Bazel/EngFlow credential helper: {\"uri\":…} in, {\"headers\":…} out",
+		Long: `A credential helper for Bazel (--credential_helper=authagent-bazel, a script running
+"authagent credential-helper get") following the EngFlow credential helper spec. A URI no
+profile covers gets empty headers.`,
+		Args: exactArgs(1, "get"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "get" {
+				return usageError{"only `get` is defined by the credential helper spec"}
+			}
+			var req credhelper.BazelRequest
+			if err := json.NewDecoder(io.LimitReader(os.Stdin, 1<<20)).Decode(&req); err != nil {
+				return fmt.Errorf("read request: want {\"uri\": \"https://…\"}: %w", err)
+			}
+			cred, err := c.client.CredentialForURL(cmd.Context(), req.URI)
+			var ae *ipc.Error
+			if errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile {
+				return json.NewEncoder(os.Stdout).Encode(credhelper.BazelResponse{Headers: map[string][]string{}})
+			}
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(os.Stdout).Encode(credhelper.NewBazelResponse(cred.Headers, expiresOf(cred)))
+		},
+	}
+}

@@ -1,0 +1,110 @@
+package credhelper
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// CurlConfig renders headers as a curl config file (curl -K): one header line each,
+// quoted and escaped as curl's config syntax wants.
+func CurlConfig(headers map[string]string) (string, error) {
+	names := make([]string, 0, len(headers))
+	for k := range headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		line := k + ": " + headers[k]
+		if strings.ContainsAny(line, "\r\n\x00") {
+			return "", fmt.Errorf("header %s holds a line break or NUL", k)
+		}
+		r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\t", `\t`)
+		fmt.Fprintf(&b, "header = \"%s\"\n", r.Replace(line))
+	}
+	return b.String(), nil
+}
+
+// ExecCredential is kubectl's client.authentication.k8s.io/v1 ExecCredential.
+type ExecCredential struct {
+	APIVersion string               `json:"apiVersion"`
+	Kind       string               `json:"kind"`
+	Spec       ExecCredentialSpec   `json:"spec"`
+	Status     *ExecCredentialState `json:"status,omitempty"`
+}
+
+// ExecCredentialSpec is what kubectl passes in KUBERNETES_EXEC_INFO.
+type ExecCredentialSpec struct {
+	Interactive bool `json:"interactive"`
+}
+
+// ExecCredentialState carries the token.
+type ExecCredentialState struct {
+	Token               string     `json:"token"`
+	ExpirationTimestamp *time.Time `json:"expirationTimestamp,omitempty"`
+}
+
+// ExecCredentialAPIVersion is the version authagent answers in.
+const ExecCredentialAPIVersion = "client.authentication.k8s.io/v1"
+
+// ParseExecInfo reads KUBERNETES_EXEC_INFO; an empty value means kubectl did not send
+// one (older kubectl, or run by hand), which counts as interactive.
+func ParseExecInfo(raw string) (ExecCredentialSpec, error) {
+	if raw == "" {
+		return ExecCredentialSpec{Interactive: true}, nil
+	}
+	var ec ExecCredential
+	if err := json.Unmarshal([]byte(raw), &ec); err != nil {
+		return ExecCredentialSpec{}, fmt.Errorf("KUBERNETES_EXEC_INFO is not an ExecCredential: %w", err)
+	}
+	return ec.Spec, nil
+}
+
+// WriteExecCredential writes the answer kubectl reads from an exec plugin.
+func WriteExecCredential(w io.Writer, token string, expires time.Time) error {
+	st := &ExecCredentialState{Token: token}
+	if !expires.IsZero() {
+		t := expires.UTC().Truncate(time.Second)
+		st.ExpirationTimestamp = &t
+	}
+	return json.NewEncoder(w).Encode(ExecCredential{APIVersion: ExecCredentialAPIVersion, Kind: "ExecCredential", Status: st})
+}
+
+// DockerCredential is one credential in the Docker credential helper protocol.
+type DockerCredential struct {
+	ServerURL string `json:"ServerURL,omitempty"`
+	Username  string `json:"Username"`
+	Secret    string `json:"Secret"`
+}
+
+// DockerNotFound is the message Docker expects on stdout (exit 1) when a helper has no
+// credential for a server.
+const DockerNotFound = "credentials not found in native keychain"
+
+// BazelRequest is the Bazel credential helper spec's request.
+type BazelRequest struct {
+	URI string `json:"uri"`
+}
+
+// BazelResponse is the Bazel credential helper spec's answer: headers with one or more
+// values each, and when they stop being valid.
+type BazelResponse struct {
+	Headers map[string][]string `json:"headers"`
+	Expires string              `json:"expires,omitempty"`
+}
+
+// NewBazelResponse builds the answer from a credential's headers.
+func NewBazelResponse(headers map[string]string, expires time.Time) BazelResponse {
+	r := BazelResponse{Headers: make(map[string][]string, len(headers))}
+	for k, v := range headers {
+		r.Headers[k] = []string{v}
+	}
+	if !expires.IsZero() {
+		r.Expires = expires.UTC().Format(time.RFC3339)
+	}
+	return r
+}
