@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
 )
 
 // Peer is the process on the other end of a connection.
@@ -99,4 +101,35 @@ func alive(path string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// ActivatedListener returns the socket systemd passed to the agent (socket activation,
+// LISTEN_FDS), or nil when there is none. It clears the LISTEN_* variables so that children
+// do not take the socket for theirs.
+func ActivatedListener() (net.Listener, error) {
+	lns, err := activation.Listeners()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	var got []net.Listener
+	for _, ln := range lns {
+		if ln != nil {
+			got = append(got, ln)
+		}
+	}
+	switch len(got) {
+	case 0:
+		return nil, nil
+	case 1:
+		if _, ok := got[0].(*net.UnixListener); !ok {
+			got[0].Close()
+			return nil, fmt.Errorf("socket activation: systemd passed a %s socket; authagent.socket must be ListenStream= on a path", got[0].Addr().Network())
+		}
+		return got[0], nil
+	default:
+		for _, ln := range got {
+			ln.Close()
+		}
+		return nil, fmt.Errorf("socket activation: systemd passed %d sockets; authagent.socket should have exactly one ListenStream=", len(got))
+	}
 }

@@ -11,6 +11,9 @@ command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
 command -v secret-tool >/dev/null || missing+=(libsecret-tools)
 command -v git >/dev/null || missing+=(git)
 command -v curl >/dev/null || missing+=(curl ca-certificates)
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null || missing+=(openssh-client)
+command -v systemd-socket-activate >/dev/null || missing+=(systemd)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 
 if [ ${#missing[@]} -gt 0 ]; then

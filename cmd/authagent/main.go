@@ -112,6 +112,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newKubeCredentialCmd(c),
 		newDockerCredentialCmd(c),
 		newBazelCredentialCmd(c),
+		newGenDocsCmd(),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)

@@ -8,7 +8,9 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"github.com/authagent/authagent/agent"
@@ -89,12 +91,19 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 		return err
 	}
 	defer a.Close()
-	if socket == "" {
-		socket = ipc.DefaultSocketPath()
-	}
-	ln, err := ipc.Listen(socket)
+	ln, err := ipc.ActivatedListener()
 	if err != nil {
 		return err
+	}
+	if ln != nil {
+		socket = ln.Addr().String() + " (from systemd)"
+	} else {
+		if socket == "" {
+			socket = ipc.DefaultSocketPath()
+		}
+		if ln, err = ipc.Listen(socket); err != nil {
+			return err
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -113,7 +122,43 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 	}()
 	info := store.Info()
 	log.Info("agent listening", "socket", socket, "config", configPath, "secret_store", info.Kind, "persistent", info.Persistent, "pid", os.Getpid(), "version", version)
+	stopNotify := notifySystemd(ctx, log, fmt.Sprintf("serving %d profiles; secrets in %s", len(a.Profiles()), info.Kind))
 	err = (&ipc.Server{Agent: a, Log: log}).Serve(ctx, ln)
+	stopNotify()
 	log.Info("agent stopped")
 	return err
+}
+
+// notifySystemd tells systemd the agent is ready, pings its watchdog when WatchdogSec is
+// set, and says STOPPING=1 when ctx ends. Outside systemd (no NOTIFY_SOCKET) it does
+// nothing. The returned func ends the notifier (saying STOPPING=1) and waits for it.
+func notifySystemd(ctx context.Context, log *slog.Logger, status string) func() {
+	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady+"\nSTATUS="+status); !ok {
+		if err != nil {
+			log.Warn("sd_notify failed", "error", err)
+		}
+		return func() {}
+	}
+	interval, _ := daemon.SdWatchdogEnabled(false)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var tick <-chan time.Time
+		if interval > 0 {
+			t := time.NewTicker(interval / 2)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				daemon.SdNotify(false, daemon.SdNotifyStopping)
+				return
+			case <-tick:
+				daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
