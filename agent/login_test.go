@@ -156,7 +156,7 @@ func TestLoginNotSupported(t *testing.T) {
 
 type signingProvider struct{ fakeProvider }
 
-func (signingProvider) Sign(_ context.Context, r providers.SignRequest) (map[string]string, error) {
+func (*signingProvider) Sign(_ context.Context, r providers.SignRequest) (map[string]string, error) {
 	return map[string]string{"Authorization": "SIG " + r.Method + " " + r.URL}, nil
 }
 
