@@ -130,14 +130,9 @@ profile. Each entry first resets the helper list for that host, so no other help
 					fmt.Fprintf(os.Stderr, "git: %s removed\n", key)
 					continue
 				}
-				gitConfig("--global", "--unset-all", key) // start clean; missing is fine
-				if err := gitConfig("--global", "--add", key, ""); err != nil {
+				if err := setGitHelper(h, self); err != nil {
 					return err
 				}
-				if err := gitConfig("--global", "--add", key, "!"+shellQuote(self)+" git-credential"); err != nil {
-					return err
-				}
-				fmt.Fprintf(os.Stderr, "git: %s set\n", key)
 			}
 			return nil
 		},
@@ -146,6 +141,20 @@ profile. Each entry first resets the helper list for that host, so no other help
 	setup.Flags().BoolVar(&remove, "remove", false, "remove the entries instead")
 	git.AddCommand(setup)
 	return git
+}
+
+// setGitHelper makes the binary at self git's only credential helper for https://host.
+func setGitHelper(host, self string) error {
+	key := "credential.https://" + host + ".helper"
+	gitConfig("--global", "--unset-all", key) // start clean; missing is fine
+	if err := gitConfig("--global", "--add", key, ""); err != nil {
+		return err
+	}
+	if err := gitConfig("--global", "--add", key, "!"+shellQuote(self)+" git-credential"); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "git: %s set\n", key)
+	return nil
 }
 
 func gitConfig(args ...string) error {

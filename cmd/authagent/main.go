@@ -113,6 +113,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newDockerCredentialCmd(c),
 		newBazelCredentialCmd(c),
 		newGenDocsCmd(),
+		newInstallCmd(),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)
