@@ -14,6 +14,7 @@ command -v curl >/dev/null || missing+=(curl ca-certificates)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null || missing+=(openssh-client)
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
+command -v man >/dev/null || missing+=(man-db)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 
 if [ ${#missing[@]} -gt 0 ]; then
