@@ -232,6 +232,9 @@ func (a *Agent) Credential(ctx context.Context, name string, minValid time.Durat
 			return nil, err
 		}
 	}
+	if _, signs := p.prov.(providers.Signer); signs {
+		return nil, fmt.Errorf("profile %s signs requests instead of handing out a token: use `authagent sign %s …`, `authagent curl %s -- …` or POST /v1/profiles/%s/sign: %w", name, name, name, name, ErrBadRequest)
+	}
 	return p.credential(ctx, minValid)
 }
 
@@ -300,7 +303,7 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	if err != nil {
 		return fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
 	}
-	if secret != nil && hasControl(*secret) {
+	if secret != nil && providers.HasControl(*secret) {
 		return fmt.Errorf("profile %s: the secret contains a line break or another control character; store it without them: %w", name, ErrBadRequest)
 	}
 	if secret != nil {

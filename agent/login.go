@@ -163,7 +163,7 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	if !ok {
 		return fmt.Errorf("profile %s (%s) does not take pushed tokens; only externaljwt profiles without command or file do: %w", name, p.cfg.Provider, ErrBadRequest)
 	}
-	if hasControl(token) {
+	if providers.HasControl(token) {
 		return fmt.Errorf("profile %s: the token contains a line break or another control character: %w", name, ErrBadRequest)
 	}
 	cred, err := pu.Push(ctx, token, expiresAt)
@@ -202,8 +202,11 @@ func (a *Agent) Sign(ctx context.Context, name string, req providers.SignRequest
 	}
 	headers, err := s.Sign(ctx, req)
 	if err != nil {
-		if errors.Is(err, providers.ErrNeedsLogin) {
+		switch {
+		case errors.Is(err, providers.ErrNeedsLogin):
 			return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrNeedsLogin)
+		case errors.Is(err, providers.ErrInvalidRequest):
+			return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
 		}
 		return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrProvider)
 	}

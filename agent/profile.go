@@ -35,6 +35,9 @@ type ProfileInfo struct {
 	Username  string
 	LastError string
 	Login     *providers.Challenge
+	// Capabilities lists what the profile's provider can do beyond Fetch: "login",
+	// "logout", "push", "sign".
+	Capabilities []string
 }
 
 // Refresh policy constants, from DESIGN.md.
@@ -143,11 +146,29 @@ func (p *profile) infoLocked(now time.Time) ProfileInfo {
 	if p.cred != nil {
 		info.ExpiresAt = p.cred.ExpiresAt
 	}
+	info.Capabilities = capabilities(p.prov)
 	if p.login != nil {
 		l := *p.login
 		info.Login = &l
 	}
 	return info
+}
+
+func capabilities(prov providers.Provider) []string {
+	var c []string
+	if _, ok := prov.(providers.Loginer); ok {
+		c = append(c, "login")
+	}
+	if _, ok := prov.(providers.Logouter); ok {
+		c = append(c, "logout")
+	}
+	if _, ok := prov.(providers.Pusher); ok {
+		c = append(c, "push")
+	}
+	if _, ok := prov.(providers.Signer); ok {
+		c = append(c, "sign")
+	}
+	return c
 }
 
 func (p *profile) username() string {
@@ -415,27 +436,17 @@ func checkCredential(c *providers.Credential) error {
 	if c == nil {
 		return errors.New("provider returned no credential")
 	}
-	if hasControl(c.Token) {
+	if providers.HasControl(c.Token) {
 		return errors.New("the token contains a line break or another control character, so it cannot be sent; store or issue a clean one")
 	}
 	for _, m := range []map[string]string{c.Headers, c.Metadata} {
 		for k, v := range m {
-			if hasControl(k) || hasControl(v) {
+			if providers.HasControl(k) || providers.HasControl(v) {
 				return fmt.Errorf("the value of %s contains a line break or another control character, so it cannot be sent; store a clean secret", k)
 			}
 		}
 	}
 	return nil
-}
-
-// hasControl reports whether s holds an ASCII control character (tab excepted).
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return true
-		}
-	}
-	return false
 }
 
 func sameConfig(a, b *providers.ProfileConfig) bool { return reflect.DeepEqual(a, b) }

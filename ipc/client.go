@@ -128,6 +128,21 @@ func (c *Client) Profiles(ctx context.Context) ([]Profile, error) {
 	return out.Profiles, err
 }
 
+// ProfileForURL describes the profile whose hosts match target; an *Error with code
+// no_profile when none does.
+func (c *Client) ProfileForURL(ctx context.Context, target string) (*Profile, error) {
+	var out struct {
+		Profiles []Profile `json:"profiles"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/profiles", url.Values{"url": {target}}, nil, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Profiles) != 1 {
+		return nil, fmt.Errorf("agent answered %d profiles for one URL", len(out.Profiles))
+	}
+	return &out.Profiles[0], nil
+}
+
 // Profile describes one profile.
 func (c *Client) Profile(ctx context.Context, name string) (*Profile, error) {
 	var p Profile

@@ -150,8 +150,27 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// profiles lists every profile, or with ?url= only the one whose hosts match the URL.
 func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 	infos := s.Agent.Profiles()
+	if raw := r.URL.Query().Get("url"); raw != "" {
+		target, perr := parseTarget(raw)
+		if perr != nil {
+			writeError(w, perr)
+			return
+		}
+		name, err := s.Agent.ProfileForURL(target)
+		if err != nil {
+			writeError(w, apiError(err))
+			return
+		}
+		info, err := s.Agent.Profile(name)
+		if err != nil {
+			writeError(w, apiError(err))
+			return
+		}
+		infos = []agent.ProfileInfo{info}
+	}
 	out := make([]Profile, 0, len(infos))
 	for _, i := range infos {
 		out = append(out, wireProfile(i))
@@ -362,6 +381,8 @@ func wireProfile(i agent.ProfileInfo) Profile {
 		Hosts:     i.Hosts,
 		Username:  i.Username,
 		LastError: i.LastError,
+
+		Capabilities: i.Capabilities,
 	}
 	if p.Hosts == nil {
 		p.Hosts = []string{}

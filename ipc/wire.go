@@ -16,6 +16,19 @@ type Profile struct {
 	Username  string          `json:"username,omitempty"`
 	LastError string          `json:"last_error,omitempty"`
 	Login     *LoginChallenge `json:"login,omitempty"`
+	// Capabilities: "login", "logout", "push", "sign" — what the profile can do besides
+	// handing out a credential.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// Can reports whether the profile has a capability.
+func (p *Profile) Can(capability string) bool {
+	for _, c := range p.Capabilities {
+		if c == capability {
+			return true
+		}
+	}
+	return false
 }
 
 // Profile states.

@@ -90,6 +90,10 @@ type SignRequest struct {
 // a new secret.
 var ErrNeedsLogin = errors.New("needs login")
 
+// ErrInvalidRequest marks an error in what a caller asked for (a malformed request to
+// sign, a bad pushed token), as opposed to a failure of the source.
+var ErrInvalidRequest = errors.New("invalid request")
+
 // ErrSecretNotFound is returned by Secrets.Get when nothing is stored under the key.
 var ErrSecretNotFound = errors.New("secret not found")
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/providers/apikey"
 )
 
 func credentialOpts(minValid time.Duration) []ipc.CredentialOption {
@@ -238,4 +239,32 @@ func printHeaders(h map[string]string) error {
 	}
 	_, err := os.Stdout.WriteString(b.String())
 	return err
+}
+
+func newKeygenCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "Create a new API key id and secret (for people who run the server side)",
+		Long: `Create an API key id (24 characters from [0-9a-zA-Z]) and a secret (64 characters from
+[0-9a-zA-Z-._~]) with the operating system's random generator. Give the id and secret to the
+server; store the secret in the agent with ` + "`authagent add`" + `, reading it from stdin.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, secret, err := apikey.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(struct {
+					KeyID  string `json:"key_id"`
+					Secret string `json:"secret"`
+				}{id, secret})
+			}
+			fmt.Printf("key_id=%s\nsecret=%s\n", id, secret)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

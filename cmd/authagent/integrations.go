@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +24,9 @@ func newCurlCmd(c *cli) *cobra.Command {
 		Short: "Run curl with a profile's headers, handed over on a pipe (never in argv or env)",
 		Long: `Run curl with the profile's current headers. The headers reach curl as a config file on an
 inherited pipe (-K /dev/fd/3), so the token never appears in a command line, the
-environment or a file. Without NAME the profile is the one whose hosts match the URL.`,
+environment or a file. Without NAME the profile is the one whose hosts match the URL.
+With a signing profile (apikey sigv4) the agent signs the request instead; send a body with
+--data-binary, which curl sends unchanged.`,
 		Example: `  authagent curl -- https://api.example.com/v1/things
   authagent curl work -- -X POST -d @body.json https://api.example.com/v1/things`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -45,23 +49,88 @@ environment or a file. Without NAME the profile is the one whose hosts match the
 			if target == "" {
 				return usageError{"no http(s):// URL among the curl arguments; authagent needs it to check where the token goes"}
 			}
-			var cred *ipc.Credential
+			ctx := cmd.Context()
+			var p *ipc.Profile
 			var err error
 			if dash == 1 {
-				cred, err = c.client.Credential(cmd.Context(), args[0], ipc.ForURL(target))
+				p, err = c.client.Profile(ctx, args[0])
 			} else {
-				cred, err = c.client.CredentialForURL(cmd.Context(), target)
+				p, err = c.client.ProfileForURL(ctx, target)
 			}
 			if err != nil {
 				return err
 			}
-			conf, err := credhelper.CurlConfig(cred.Headers)
+			var headers map[string]string
+			if p.Can("sign") {
+				req, err := curlSignRequest(curlArgs, target)
+				if err != nil {
+					return err
+				}
+				if headers, err = c.client.Sign(ctx, p.Name, req); err != nil {
+					return err
+				}
+			} else {
+				cred, err := c.client.Credential(ctx, p.Name, ipc.ForURL(target))
+				if err != nil {
+					return err
+				}
+				headers = cred.Headers
+			}
+			conf, err := credhelper.CurlConfig(headers)
 			if err != nil {
 				return err
 			}
 			return runCurl(conf, curlArgs)
 		},
 	}
+}
+
+// curlSignRequest works out, from curl's arguments, the request a signing profile must
+// sign: the method (-X/--request; POST when there is a body) and the body's SHA-256. Only
+// --data-binary keeps the body as it is, so it is the one way to send a signed body.
+func curlSignRequest(args []string, target string) (ipc.SignRequest, error) {
+	req := ipc.SignRequest{Method: "GET", URL: target}
+	var body []byte
+	hasBody := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() (string, error) {
+			if i+1 >= len(args) {
+				return "", usageError{a + " needs a value"}
+			}
+			i++
+			return args[i], nil
+		}
+		switch {
+		case a == "-X" || a == "--request":
+			v, err := next()
+			if err != nil {
+				return req, err
+			}
+			req.Method = strings.ToUpper(v)
+		case a == "--data-binary":
+			v, err := next()
+			if err != nil {
+				return req, err
+			}
+			hasBody = true
+			if strings.HasPrefix(v, "@") {
+				if body, err = os.ReadFile(v[1:]); err != nil {
+					return req, err
+				}
+			} else {
+				body = []byte(v)
+			}
+		case a == "-d" || strings.HasPrefix(a, "--data") || a == "-F" || strings.HasPrefix(a, "--form") || a == "--json" || a == "-T" || a == "--upload-file":
+			return req, usageError{fmt.Sprintf("with a signing profile, send a body with --data-binary (curl changes what %s sends, and the signature covers the body)", a)}
+		}
+	}
+	if hasBody && req.Method == "GET" {
+		req.Method = "POST"
+	}
+	sum := sha256.Sum256(body)
+	req.BodySHA256 = hex.EncodeToString(sum[:])
+	return req, nil
 }
 
 // runCurl runs curl with conf readable on fd 3 and passes its exit status through.

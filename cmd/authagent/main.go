@@ -114,6 +114,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newBazelCredentialCmd(c),
 		newGenDocsCmd(),
 		newInstallCmd(),
+		newKeygenCmd(),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)

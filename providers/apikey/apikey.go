@@ -1,7 +1,17 @@
-// Package apikey is the provider for API keys: a key id and a secret sent as HTTP headers
-// and gRPC metadata built from templates ("headers" mode). The secret lives in the agent's
-// secret store; this package only reads it and fills in the templates. Trading the secret
-// for a short-lived token and signing requests are modes added later.
+// Package apikey is the provider for API keys: a key id and a secret that live in the
+// agent's secret store, used in one of three modes.
+//
+//   - "headers": the key id and secret are sent as HTTP headers and gRPC metadata built from
+//     templates.
+//   - "client_credentials": the key id (client_id) and secret (client_secret) are traded for a
+//     short-lived access token with the OAuth 2.0 client credentials grant.
+//   - "sigv4": the secret never leaves the agent; requests are signed with the AWS Signature
+//     Version 4 algorithm (which DCI-style APIs accept as well).
+//
+// It also makes new key pairs (GenerateKey) for people who run the server side. The OAuth
+// protocol is golang.org/x/oauth2's and the signature is aws-sdk-go-v2's v4 signer; this
+// package adds the configuration checks and what each failure means for the user. When to
+// fetch again is the agent's business.
 package apikey
 
 import (
@@ -17,8 +27,6 @@ import (
 // Name is the provider name used in the config.
 const Name = "apikey"
 
-const modeHeaders = "headers"
-
 // defaultHeaders is used when a profile sets no headers: the secret as a bearer token, the
 // form most HTTP APIs take keys in.
 var defaultHeaders = map[string]string{"Authorization": "Bearer {secret}"}
@@ -31,7 +39,7 @@ var (
 	metadataKeyRE = regexp.MustCompile(`^[0-9a-z_.-]+$`)
 )
 
-// Provider serves a static API key.
+// Provider serves a static API key (mode "headers").
 type Provider struct {
 	keyID    string
 	headers  map[string]string
@@ -40,16 +48,29 @@ type Provider struct {
 	profile  string
 }
 
-// New is the providers.Factory for apikey profiles.
+// Modes, as written in the config.
+const (
+	modeHeaders           = "headers"
+	modeClientCredentials = "client_credentials"
+	modeSigV4             = "sigv4"
+)
+
+// New is the providers.Factory for apikey profiles. An empty mode is "headers".
 func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
-	mode := cfg.Mode
-	if mode == "" {
-		mode = modeHeaders
+	switch cfg.Mode {
+	case "", modeHeaders:
+		return newHeaders(cfg, env)
+	case modeClientCredentials:
+		return newClientCredentials(cfg, env)
+	case modeSigV4:
+		return newSigV4(cfg, env)
 	}
-	if mode != modeHeaders {
-		return nil, &providers.ConfigError{Key: "mode", Message: fmt.Sprintf("mode %q is not available in this version; use \"headers\"", mode)}
-	}
-	if err := providers.CheckKeys(cfg, Name, "mode", "key_id", "headers", "metadata"); err != nil {
+	return nil, &providers.ConfigError{Key: "mode", Message: fmt.Sprintf("%q is not a mode of provider %s; use %q, %q or %q",
+		cfg.Mode, Name, modeHeaders, modeClientCredentials, modeSigV4)}
+}
+
+func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, error) {
+	if err := providers.CheckKeys(cfg, Name+" (mode "+modeHeaders+")", "mode", "key_id", "headers", "metadata"); err != nil {
 		return nil, err
 	}
 	headers := cfg.Headers
@@ -97,6 +118,15 @@ func checkTemplate(t string) error {
 	return nil
 }
 
+// tokenType is "Bearer" when the secret goes out as a bearer token (so git may send it as
+// one), else "api-key".
+func (p *Provider) tokenType() string {
+	if p.headers["Authorization"] == "Bearer {secret}" {
+		return "Bearer"
+	}
+	return "api-key"
+}
+
 // Fetch reads the secret from the store and fills in the templates. The credential never
 // expires; the agent fetches again only after a server rejected it.
 func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
@@ -116,7 +146,7 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 		return out
 	}
 	return &providers.Credential{
-		TokenType: "api-key",
+		TokenType: p.tokenType(),
 		Token:     secret,
 		Headers:   fill(p.headers),
 		Metadata:  fill(p.metadata),

@@ -3,6 +3,7 @@ package apikey
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -86,6 +87,26 @@ func TestNoSecretNeedsLogin(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
+	cc := func(c providers.ProfileConfig) providers.ProfileConfig {
+		c.Mode = "client_credentials"
+		if c.KeyID == "" {
+			c.KeyID = "svc"
+		}
+		return c
+	}
+	sig := func(c providers.ProfileConfig) providers.ProfileConfig {
+		c.Mode = "sigv4"
+		if c.KeyID == "" {
+			c.KeyID = "AKID"
+		}
+		if c.Region == "" {
+			c.Region = "us-east-1"
+		}
+		if c.Service == "" {
+			c.Service = "api"
+		}
+		return c
+	}
 	for _, tc := range []struct {
 		name    string
 		cfg     providers.ProfileConfig
@@ -97,6 +118,27 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown placeholder", providers.ProfileConfig{Headers: map[string]string{"X-Key": "{password}"}}, "headers"},
 		{"grpc- metadata", providers.ProfileConfig{Metadata: map[string]string{"grpc-timeout": "{secret}"}}, "metadata"},
 		{"binary metadata", providers.ProfileConfig{Metadata: map[string]string{"token-bin": "{secret}"}}, "metadata"},
+		{"headers: token_url", providers.ProfileConfig{TokenURL: "https://x/token"}, "token_url"},
+		{"headers: region", providers.ProfileConfig{Mode: "headers", Region: "us-east-1"}, "region"},
+
+		{"client_credentials: no key_id", providers.ProfileConfig{Mode: "client_credentials", TokenURL: "https://x/token"}, "key_id"},
+		{"client_credentials: no token_url", cc(providers.ProfileConfig{}), "token_url"},
+		{"client_credentials: http token_url", cc(providers.ProfileConfig{TokenURL: "http://login.example.com/token"}), "token_url"},
+		{"client_credentials: relative token_url", cc(providers.ProfileConfig{TokenURL: "/token"}), "token_url"},
+		{"client_credentials: scope with a space", cc(providers.ProfileConfig{TokenURL: "https://x/token", Scopes: []string{"a b"}}), "scopes"},
+		{"client_credentials: headers", cc(providers.ProfileConfig{TokenURL: "https://x/token", Headers: map[string]string{"A": "b"}}), "headers"},
+		{"client_credentials: region", cc(providers.ProfileConfig{TokenURL: "https://x/token", Region: "r"}), "region"},
+
+		{"sigv4: no key_id", providers.ProfileConfig{Mode: "sigv4", Region: "r", Service: "s"}, "key_id"},
+		{"sigv4: key_id with a comma", sig(providers.ProfileConfig{KeyID: "a,b"}), "key_id"},
+		{"sigv4: key_id with a line break", sig(providers.ProfileConfig{KeyID: "a\nb"}), "key_id"},
+		{"sigv4: no region", providers.ProfileConfig{Mode: "sigv4", KeyID: "AKID", Service: "s"}, "region"},
+		{"sigv4: no service", providers.ProfileConfig{Mode: "sigv4", KeyID: "AKID", Region: "r"}, "service"},
+		{"sigv4: region with a slash", sig(providers.ProfileConfig{Region: "us/east"}), "region"},
+		{"sigv4: service with a space", sig(providers.ProfileConfig{Service: "my api"}), "service"},
+		{"sigv4: token_url", sig(providers.ProfileConfig{TokenURL: "https://x/token"}), "token_url"},
+		{"sigv4: headers", sig(providers.ProfileConfig{Headers: map[string]string{"A": "b"}}), "headers"},
+		{"sigv4: scopes", sig(providers.ProfileConfig{Scopes: []string{"a"}}), "scopes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
@@ -105,6 +147,41 @@ func TestConfigErrors(t *testing.T) {
 			var ce *providers.ConfigError
 			if !errors.As(err, &ce) || ce.Key != tc.wantKey {
 				t.Errorf("got %v, want a ConfigError for %q", err, tc.wantKey)
+			}
+		})
+	}
+}
+
+func TestUnknownModeListsModes(t *testing.T) {
+	_, err := New(&providers.ProfileConfig{Provider: Name, Mode: "hmac"}, providers.Env{Secrets: secrets{}})
+	for _, m := range []string{"headers", "client_credentials", "sigv4"} {
+		if err == nil || !strings.Contains(err.Error(), m) {
+			t.Errorf("error %v does not name mode %q", err, m)
+		}
+	}
+}
+
+func TestConfigAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  providers.ProfileConfig
+		want any
+	}{
+		{"headers by default", providers.ProfileConfig{KeyID: "k"}, &Provider{}},
+		{"client_credentials, loopback http", providers.ProfileConfig{Mode: "client_credentials", KeyID: "svc", TokenURL: "http://127.0.0.1:8080/token",
+			Scopes: []string{"api"}, Audience: "https://api", Resource: "https://api"}, &ClientCredentials{}},
+		{"sigv4, DCI key id", providers.ProfileConfig{Mode: "sigv4", KeyID: "remoteci/464cc0a3-d638-4081-a69e-4c80261f3ba5", Region: "BHS3", Service: "api",
+			Hosts: []string{"api.distributed-ci.io"}}, &SigV4{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Provider = Name
+			p, err := New(&cfg, providers.Env{Secrets: secrets{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fmt.Sprintf("%T", p), fmt.Sprintf("%T", tc.want); got != want {
+				t.Errorf("provider %s, want %s", got, want)
 			}
 		})
 	}

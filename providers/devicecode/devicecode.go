@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -69,7 +68,7 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		if u == "" {
 			continue
 		}
-		if err := checkEndpoint(u); err != nil {
+		if err := providers.CheckEndpoint(u); err != nil {
 			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
 		}
 	}
@@ -87,24 +86,6 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		p.ep = &endpoints{Endpoint: oauth2.Endpoint{DeviceAuthURL: cfg.DeviceAuthURL, TokenURL: cfg.TokenURL}, Revocation: cfg.RevocationURL}
 	}
 	return p, nil
-}
-
-// checkEndpoint allows https, and http only on loopback.
-func checkEndpoint(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
-	}
-	if u.Scheme == "https" {
-		return nil
-	}
-	if u.Scheme == "http" {
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%q: use https (http is allowed only for loopback hosts)", raw)
 }
 
 func (p *Provider) ctx(ctx context.Context) context.Context {
@@ -131,7 +112,7 @@ func (p *Provider) endpoints(ctx context.Context) (*endpoints, error) {
 		return nil, fmt.Errorf("the identity provider at %s does not offer the device flow (no device_authorization_endpoint in its discovery document)", p.cfg.Issuer)
 	}
 	for _, u := range []string{ep.DeviceAuthURL, ep.TokenURL} {
-		if err := checkEndpoint(u); err != nil {
+		if err := providers.CheckEndpoint(u); err != nil {
 			return nil, fmt.Errorf("discovered endpoint %w", err)
 		}
 	}

@@ -21,9 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,7 +123,7 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		}
 	}
 	if cfg.JWKSURL != "" {
-		if err := checkEndpoint(cfg.JWKSURL); err != nil {
+		if err := providers.CheckEndpoint(cfg.JWKSURL); err != nil {
 			return nil, &providers.ConfigError{Key: "jwks_url", Message: err.Error()}
 		}
 		hc := env.HTTPClient
@@ -159,25 +157,6 @@ func (p *Provider) setCommandOptions(cfg *providers.ProfileConfig) error {
 		p.timeout = cfg.Timeout.D()
 	}
 	return nil
-}
-
-// checkEndpoint allows https, and http only on loopback. It is devicecode's rule; the twin
-// belongs in package providers once both kinds are in.
-func checkEndpoint(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
-	}
-	if u.Scheme == "https" {
-		return nil
-	}
-	if u.Scheme == "http" {
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%q: use https (http is allowed only for loopback hosts)", raw)
 }
 
 // Fetch runs the command, reads the file, or returns the pushed token. It returns an error

@@ -1,0 +1,148 @@
+package apikey
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// emptySHA256 is the hex SHA-256 of an empty body.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// scopePartRE is what a region or service may hold: they go into the credential scope
+// "date/region/service/aws4_request" of the Authorization header.
+var scopePartRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// SigV4 signs requests with the AWS Signature Version 4 algorithm, using the key id as the
+// access key id and the stored secret as the secret access key. The secret never leaves the
+// agent: callers get the headers to add to their request.
+//
+// The signature is the AWS one throughout: algorithm AWS4-HMAC-SHA256, the date in
+// X-Amz-Date, the key derived from "AWS4"+secret, the scope ending in aws4_request. DCI
+// (python-dciauth) verifies exactly this form as well as its own DCI2-named variant, so a DCI
+// remoteci is a sigv4 profile with key_id "remoteci/<id>".
+type SigV4 struct {
+	profile string
+	keyID   string
+	region  string
+	service string
+	secrets providers.Secrets
+	now     func() time.Time
+	signer  *v4.Signer
+}
+
+func newSigV4(cfg *providers.ProfileConfig, env providers.Env) (*SigV4, error) {
+	if err := providers.CheckKeys(cfg, Name+" (mode "+modeSigV4+")", "mode", "key_id", "region", "service"); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.KeyID == "":
+		return nil, &providers.ConfigError{Key: "key_id", Message: "required: the access key id (for DCI, \"remoteci/<id>\"); the profile's secret is the secret key"}
+	case strings.ContainsAny(cfg.KeyID, " ,") || providers.HasControl(cfg.KeyID):
+		return nil, &providers.ConfigError{Key: "key_id", Message: "must not contain spaces, commas or control characters: it is sent in the Authorization header"}
+	}
+	for key, v := range map[string]string{"region": cfg.Region, "service": cfg.Service} {
+		if v == "" {
+			return nil, &providers.ConfigError{Key: key, Message: "required: it is part of the signature's credential scope (e.g. region = \"us-east-1\", service = \"execute-api\")"}
+		}
+		if !scopePartRE.MatchString(v) {
+			return nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' only", v)}
+		}
+	}
+	p := &SigV4{
+		profile: env.Name,
+		keyID:   cfg.KeyID,
+		region:  cfg.Region,
+		service: cfg.Service,
+		secrets: env.Secrets,
+		now:     env.Now,
+		signer:  v4.NewSigner(),
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return p, nil
+}
+
+// Fetch checks that the secret is stored. A signing profile has no token to hand out, so the
+// credential is empty and never expires; it only tells the agent that the profile is usable.
+func (p *SigV4) Fetch(ctx context.Context) (*providers.Credential, error) {
+	if _, err := p.secret(ctx); err != nil {
+		return nil, err
+	}
+	return &providers.Credential{Headers: map[string]string{}, Metadata: map[string]string{}}, nil
+}
+
+func (p *SigV4) secret(ctx context.Context) (string, error) {
+	secret, err := p.secrets.Get(ctx, providers.SecretKey)
+	if errors.Is(err, providers.ErrSecretNotFound) {
+		return "", fmt.Errorf("no secret key stored; store it with `authagent add %s --provider apikey --mode sigv4 …` (reads it from stdin): %w", p.profile, providers.ErrNeedsLogin)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read secret key: %w", err)
+	}
+	return secret, nil
+}
+
+// Sign returns the headers to add to the request described by req: Authorization and
+// X-Amz-Date. Every header in req.Headers is signed (except those SigV4 leaves out, such as
+// User-Agent), so the request must carry them with the same values. A Host header in
+// req.Headers stands for the host the request is sent with; otherwise it is the URL's.
+// The path is signed as it appears in the URL, which is how it goes on the wire; an empty
+// BodySHA256 means an empty body. The signing time is the agent's clock.
+func (p *SigV4) Sign(ctx context.Context, req providers.SignRequest) (map[string]string, error) {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	if !headerNameRE.MatchString(method) {
+		return nil, fmt.Errorf("%q is not an HTTP method: %w", method, providers.ErrInvalidRequest)
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("url must be an absolute http or https URL, got %q: %w", req.URL, providers.ErrInvalidRequest)
+	}
+	payload := strings.ToLower(req.BodySHA256)
+	if payload == "" {
+		payload = emptySHA256
+	} else if b, err := hex.DecodeString(payload); err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("body_sha256 must be the SHA-256 of the request body in hex (64 digits): %w", providers.ErrInvalidRequest)
+	}
+	hr := &http.Request{Method: method, URL: u, Host: u.Host, Header: make(http.Header, len(req.Headers))}
+	for name, value := range req.Headers {
+		if !headerNameRE.MatchString(name) {
+			return nil, fmt.Errorf("%q is not a valid HTTP header name: %w", name, providers.ErrInvalidRequest)
+		}
+		if providers.HasControl(value) {
+			return nil, fmt.Errorf("the value of header %s holds a line break or another control character: %w", name, providers.ErrInvalidRequest)
+		}
+		if strings.EqualFold(name, "Host") {
+			hr.Host = value
+			continue
+		}
+		hr.Header.Add(name, value)
+	}
+	secret, err := p.secret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	creds := aws.Credentials{AccessKeyID: p.keyID, SecretAccessKey: secret}
+	if err := p.signer.SignHTTP(ctx, creds, hr, payload, p.service, p.region, p.now()); err != nil {
+		return nil, fmt.Errorf("sign the request: %w", err)
+	}
+	return map[string]string{
+		"Authorization": hr.Header.Get("Authorization"),
+		"X-Amz-Date":    hr.Header.Get("X-Amz-Date"),
+	}, nil
+}
