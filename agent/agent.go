@@ -156,7 +156,7 @@ func (a *Agent) lookup(name string) (*profile, error) {
 	p := a.profiles[name]
 	a.mu.Unlock()
 	if p == nil {
-		return nil, fmt.Errorf("profile %q: %w; `authagent list` shows the profiles, `authagent add` defines one", name, ErrUnknownProfile)
+		return nil, providers.Mark(ErrUnknownProfile, fmt.Errorf("no profile %q; `authagent list` shows the profiles, `authagent add` defines one", name))
 	}
 	return p, nil
 }
@@ -233,7 +233,7 @@ func (a *Agent) Credential(ctx context.Context, name string, minValid time.Durat
 		}
 	}
 	if _, signs := p.prov.(providers.Signer); signs {
-		return nil, fmt.Errorf("profile %s signs requests instead of handing out a token: use `authagent sign %s …`, `authagent curl %s -- …` or POST /v1/profiles/%s/sign: %w", name, name, name, name, ErrBadRequest)
+		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s signs requests instead of handing out a token: use `authagent sign %s …`, `authagent curl %s -- …` or POST /v1/profiles/%s/sign", name, name, name, name))
 	}
 	return p.credential(ctx, minValid)
 }
@@ -251,7 +251,7 @@ func (a *Agent) CredentialForURL(ctx context.Context, target *url.URL, minValid 
 // whose name sorts first.
 func (a *Agent) ProfileForURL(target *url.URL) (string, error) {
 	if target == nil || target.Host == "" {
-		return "", fmt.Errorf("url must be absolute, like https://api.example.com/path: %w", ErrBadRequest)
+		return "", providers.Mark(ErrBadRequest, errors.New("url must be absolute, like https://api.example.com/path"))
 	}
 	host, port := target.Hostname(), urlPort(target)
 	best, bestScore := "", 0
@@ -266,7 +266,7 @@ func (a *Agent) ProfileForURL(target *url.URL) (string, error) {
 	}
 	a.mu.Unlock()
 	if best == "" {
-		return "", fmt.Errorf("no profile lists host %s in its hosts: %w", host, ErrNoProfile)
+		return "", providers.Mark(ErrNoProfile, fmt.Errorf("no profile lists host %s in its hosts", host))
 	}
 	return best, nil
 }
@@ -294,21 +294,21 @@ func (a *Agent) publish(typ string, info ProfileInfo) {
 // serving it.
 func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) error {
 	if !profileNameRE.MatchString(name) {
-		return fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64): %w", name, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64)", name))
 	}
 	if pc.Provider == "" {
-		return fmt.Errorf("profile %s: provider is required (one of %s): %w", name, a.providerNames(), ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: provider is required (one of %s)", name, a.providerNames()))
 	}
 	p, err := a.build(name, pc)
 	if err != nil {
-		return fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: %w", name, err))
 	}
 	if secret != nil && providers.HasControl(*secret) {
-		return fmt.Errorf("profile %s: the secret contains a line break or another control character; store it without them: %w", name, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the secret contains a line break or another control character; store it without them", name))
 	}
 	if secret != nil {
 		if err := a.store.Set(ctx, name+"/"+providers.SecretKey, *secret); err != nil {
-			return fmt.Errorf("store secret of %s: %w: %w", name, err, ErrUnavailable)
+			return providers.Mark(ErrUnavailable, fmt.Errorf("store secret of %s: %w", name, err))
 		}
 	}
 	a.mu.Lock()

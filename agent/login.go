@@ -34,7 +34,7 @@ func (a *Agent) CancelLogin(name string) error {
 	cancel := p.loginCancel
 	p.mu.Unlock()
 	if cancel == nil {
-		return fmt.Errorf("profile %s has no login in progress: %w", name, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s has no login in progress", name))
 	}
 	cancel()
 	return nil
@@ -48,7 +48,7 @@ func (a *Agent) Logout(ctx context.Context, name string) error {
 	}
 	lo, ok := p.prov.(providers.Logouter)
 	if !ok {
-		return fmt.Errorf("profile %s (%s) has no login to end; `authagent remove %s` forgets it and its secret: %w", name, p.cfg.Provider, name, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) has no login to end; `authagent remove %s` forgets it and its secret", name, p.cfg.Provider, name))
 	}
 	// Stop everything that could bring the session back, and let a refresh in flight
 	// finish, so it cannot save a rotated refresh token after we deleted it.
@@ -88,7 +88,7 @@ func (a *Agent) Logout(ctx context.Context, name string) error {
 func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) {
 	l, ok := p.prov.(providers.Loginer)
 	if !ok {
-		return nil, fmt.Errorf("profile %s (%s) has no interactive login: %w", p.name, p.cfg.Provider, ErrBadRequest)
+		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) has no interactive login", p.name, p.cfg.Provider))
 	}
 	p.mu.Lock()
 	if p.loginCancel != nil {
@@ -97,7 +97,7 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 			code = fmt.Sprintf(" (code %s at %s)", p.login.UserCode, p.login.VerificationURI)
 		}
 		p.mu.Unlock()
-		return nil, fmt.Errorf("profile %s: a login is already waiting for the user%s: %w", p.name, code, ErrLoginPending)
+		return nil, providers.Mark(ErrLoginPending, fmt.Errorf("profile %s: a login is already waiting for the user%s", p.name, code))
 	}
 	lctx, cancel := context.WithTimeout(p.a.ctx, loginTimeout)
 	p.loginCancel = cancel
@@ -121,7 +121,7 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 	case c := <-shown:
 		return &c, nil
 	case err := <-ended:
-		return nil, fmt.Errorf("profile %s: %w: %w", p.name, err, ErrProvider)
+		return nil, providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", p.name, err))
 	case <-ctx.Done():
 		cancel()
 		return nil, ctx.Err()
@@ -161,17 +161,17 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	}
 	pu, ok := p.prov.(providers.Pusher)
 	if !ok {
-		return fmt.Errorf("profile %s (%s) does not take pushed tokens; only externaljwt profiles without command or file do: %w", name, p.cfg.Provider, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) does not take pushed tokens; only externaljwt profiles without command or file do", name, p.cfg.Provider))
 	}
 	if providers.HasControl(token) {
-		return fmt.Errorf("profile %s: the token contains a line break or another control character: %w", name, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the token contains a line break or another control character", name))
 	}
 	cred, err := pu.Push(ctx, token, expiresAt)
 	if err == nil {
 		err = checkCredential(cred)
 	}
 	if err != nil {
-		return fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: %w", name, err))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -191,11 +191,11 @@ func (a *Agent) Sign(ctx context.Context, name string, req providers.SignRequest
 	}
 	s, ok := p.prov.(providers.Signer)
 	if !ok {
-		return nil, fmt.Errorf("profile %s (%s) does not sign requests; only apikey profiles with mode = \"sigv4\" do: %w", name, p.cfg.Provider, ErrBadRequest)
+		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) does not sign requests; only apikey profiles with mode = \"sigv4\" do", name, p.cfg.Provider))
 	}
 	u, err := url.Parse(req.URL)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("url must be an absolute URL like https://api.example.com/path, got %q: %w", req.URL, ErrBadRequest)
+		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("url must be an absolute URL like https://api.example.com/path, got %q", req.URL))
 	}
 	if err := p.allows(u); err != nil {
 		return nil, err
@@ -204,11 +204,11 @@ func (a *Agent) Sign(ctx context.Context, name string, req providers.SignRequest
 	if err != nil {
 		switch {
 		case errors.Is(err, providers.ErrNeedsLogin):
-			return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrNeedsLogin)
+			return nil, providers.Mark(ErrNeedsLogin, fmt.Errorf("profile %s: %w", name, err))
 		case errors.Is(err, providers.ErrInvalidRequest):
-			return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrBadRequest)
+			return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: %w", name, err))
 		}
-		return nil, fmt.Errorf("profile %s: %w: %w", name, err, ErrProvider)
+		return nil, providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", name, err))
 	}
 	return headers, nil
 }

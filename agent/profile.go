@@ -237,10 +237,10 @@ func (p *profile) fresh(c *providers.Credential, now time.Time, minValid time.Du
 
 func (p *profile) allows(target *url.URL) error {
 	if err := checkScheme(target); err != nil {
-		return fmt.Errorf("profile %s: %s: %w", p.name, err, ErrForbidden)
+		return providers.Mark(ErrForbidden, fmt.Errorf("profile %s: %s", p.name, err))
 	}
 	if len(p.cfg.Hosts) == 0 {
-		return fmt.Errorf("profile %s has no hosts, so its token goes nowhere by URL; add hosts = [\"%s\"] to it: %w", p.name, target.Hostname(), ErrForbidden)
+		return providers.Mark(ErrForbidden, fmt.Errorf("profile %s has no hosts, so its token goes nowhere by URL; add hosts = [\"%s\"] to it", p.name, target.Hostname()))
 	}
 	host, port := target.Hostname(), urlPort(target)
 	for _, h := range p.cfg.Hosts {
@@ -248,7 +248,7 @@ func (p *profile) allows(target *url.URL) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("profile %s may not send its token to %s (not in its hosts): %w", p.name, target.Host, ErrForbidden)
+	return providers.Mark(ErrForbidden, fmt.Errorf("profile %s may not send its token to %s (not in its hosts)", p.name, target.Host))
 }
 
 func (p *profile) credential(ctx context.Context, minValid time.Duration) (*CredentialInfo, error) {
@@ -299,10 +299,10 @@ func (p *profile) wrap(c *providers.Credential) *CredentialInfo {
 // errorLocked explains why no credential can be served right now.
 func (p *profile) errorLocked() error {
 	if p.needsLogin {
-		return fmt.Errorf("profile %s: %s: %w", p.name, p.lastErr, ErrNeedsLogin)
+		return providers.Mark(ErrNeedsLogin, fmt.Errorf("profile %s: %s", p.name, p.lastErr))
 	}
 	wait := p.retryAt.Sub(p.a.clock.Now()).Round(time.Second)
-	return fmt.Errorf("profile %s: %s (next try in %s): %w", p.name, p.lastErr, wait, ErrProvider)
+	return providers.Mark(ErrProvider, fmt.Errorf("profile %s: %s (next try in %s)", p.name, p.lastErr, wait))
 }
 
 // fetchLocked joins the fetch in flight or starts one.
@@ -335,7 +335,7 @@ func (p *profile) runFetch(f *flight) {
 	switch {
 	case f.gen != p.loginGen:
 		// A login or logout happened meanwhile; its outcome stands.
-		f.err = fmt.Errorf("profile %s: %w: %w", p.name, errLoginSuperseded, ErrProvider)
+		f.err = providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", p.name, errLoginSuperseded))
 		if p.cred != nil && !p.needsLogin {
 			f.cred = p.cred
 			f.err = nil
@@ -386,7 +386,7 @@ func (p *profile) failedLocked(now time.Time, err error) error {
 		p.lastErr = err.Error()
 		p.retryAt = time.Time{}
 		p.a.log.Warn("profile needs login", "profile", p.name, "error", err)
-		return fmt.Errorf("profile %s: %w: %w", p.name, err, ErrNeedsLogin)
+		return providers.Mark(ErrNeedsLogin, fmt.Errorf("profile %s: %w", p.name, err))
 	}
 	p.failures++
 	backoff := backoffMin * time.Duration(math.Pow(2, float64(min(p.failures-1, 20))))
@@ -398,7 +398,7 @@ func (p *profile) failedLocked(now time.Time, err error) error {
 	if !p.stopped {
 		p.scheduleLocked(wait)
 	}
-	return fmt.Errorf("profile %s: %w: %w", p.name, err, ErrProvider)
+	return providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", p.name, err))
 }
 
 func (p *profile) scheduleLocked(d time.Duration) {

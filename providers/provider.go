@@ -137,3 +137,15 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string { return e.Key + ": " + e.Message }
+
+// Mark returns err marked as kind (errors.Is(Mark(kind, err), kind) holds) with err's
+// message unchanged, so a sentinel's own words do not pile up at the end of what the
+// user reads.
+func Mark(kind, err error) error { return marked{err, kind} }
+
+type marked struct {
+	error
+	kind error
+}
+
+func (m marked) Unwrap() []error { return []error{m.error, m.kind} }

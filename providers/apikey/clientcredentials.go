@@ -79,7 +79,7 @@ func newClientCredentials(cfg *providers.ProfileConfig, env providers.Env) (*Cli
 func (p *ClientCredentials) Fetch(ctx context.Context) (*providers.Credential, error) {
 	secret, err := p.secrets.Get(ctx, providers.SecretKey)
 	if errors.Is(err, providers.ErrSecretNotFound) {
-		return nil, fmt.Errorf("no client secret stored; store it with `authagent add %s --provider apikey --mode client_credentials …` (reads it from stdin): %w", p.profile, providers.ErrNeedsLogin)
+		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no client secret stored; store it with `authagent add %s --provider apikey --mode client_credentials …` (reads it from stdin)", p.profile))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read client secret: %w", err)
@@ -138,11 +138,11 @@ func (p *ClientCredentials) explain(err error, secret string) error {
 		}
 		switch re.ErrorCode {
 		case "invalid_client":
-			return fmt.Errorf("the token endpoint refused client %q (invalid_client%s): key_id or the stored secret is wrong; store the right secret with `authagent add %s --provider apikey --mode client_credentials …`: %w",
-				p.clientID, desc, p.profile, providers.ErrNeedsLogin)
+			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the token endpoint refused client %q (invalid_client%s): key_id or the stored secret is wrong; store the right secret with `authagent add %s --provider apikey --mode client_credentials …`",
+				p.clientID, desc, p.profile))
 		case "unauthorized_client":
-			return fmt.Errorf("client %q may not use the client credentials grant (unauthorized_client%s); allow the grant for this client at the OAuth server, then store the secret again with `authagent add %s --provider apikey --mode client_credentials …`: %w",
-				p.clientID, desc, p.profile, providers.ErrNeedsLogin)
+			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("client %q may not use the client credentials grant (unauthorized_client%s); allow the grant for this client at the OAuth server, then store the secret again with `authagent add %s --provider apikey --mode client_credentials …`",
+				p.clientID, desc, p.profile))
 		case "invalid_scope":
 			return fmt.Errorf("%s: the token endpoint refused the scopes %q (invalid_scope%s); check scopes in the profile", doing, p.scopes, desc)
 		case "":

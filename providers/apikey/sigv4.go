@@ -87,7 +87,7 @@ func (p *SigV4) Fetch(ctx context.Context) (*providers.Credential, error) {
 func (p *SigV4) secret(ctx context.Context) (string, error) {
 	secret, err := p.secrets.Get(ctx, providers.SecretKey)
 	if errors.Is(err, providers.ErrSecretNotFound) {
-		return "", fmt.Errorf("no secret key stored; store it with `authagent add %s --provider apikey --mode sigv4 …` (reads it from stdin): %w", p.profile, providers.ErrNeedsLogin)
+		return "", providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no secret key stored; store it with `authagent add %s --provider apikey --mode sigv4 …` (reads it from stdin)", p.profile))
 	}
 	if err != nil {
 		return "", fmt.Errorf("read secret key: %w", err)
@@ -107,25 +107,25 @@ func (p *SigV4) Sign(ctx context.Context, req providers.SignRequest) (map[string
 		method = http.MethodGet
 	}
 	if !headerNameRE.MatchString(method) {
-		return nil, fmt.Errorf("%q is not an HTTP method: %w", method, providers.ErrInvalidRequest)
+		return nil, providers.Mark(providers.ErrInvalidRequest, fmt.Errorf("%q is not an HTTP method", method))
 	}
 	u, err := url.Parse(req.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("url must be an absolute http or https URL, got %q: %w", req.URL, providers.ErrInvalidRequest)
+		return nil, providers.Mark(providers.ErrInvalidRequest, fmt.Errorf("url must be an absolute http or https URL, got %q", req.URL))
 	}
 	payload := strings.ToLower(req.BodySHA256)
 	if payload == "" {
 		payload = emptySHA256
 	} else if b, err := hex.DecodeString(payload); err != nil || len(b) != 32 {
-		return nil, fmt.Errorf("body_sha256 must be the SHA-256 of the request body in hex (64 digits): %w", providers.ErrInvalidRequest)
+		return nil, providers.Mark(providers.ErrInvalidRequest, errors.New("body_sha256 must be the SHA-256 of the request body in hex (64 digits)"))
 	}
 	hr := &http.Request{Method: method, URL: u, Host: u.Host, Header: make(http.Header, len(req.Headers))}
 	for name, value := range req.Headers {
 		if !headerNameRE.MatchString(name) {
-			return nil, fmt.Errorf("%q is not a valid HTTP header name: %w", name, providers.ErrInvalidRequest)
+			return nil, providers.Mark(providers.ErrInvalidRequest, fmt.Errorf("%q is not a valid HTTP header name", name))
 		}
 		if providers.HasControl(value) {
-			return nil, fmt.Errorf("the value of header %s holds a line break or another control character: %w", name, providers.ErrInvalidRequest)
+			return nil, providers.Mark(providers.ErrInvalidRequest, fmt.Errorf("the value of header %s holds a line break or another control character", name))
 		}
 		if strings.EqualFold(name, "Host") {
 			hr.Host = value

@@ -200,7 +200,7 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	if rt == "" {
 		stored, err := p.secrets.Get(ctx, providers.RefreshTokenKey)
 		if errors.Is(err, providers.ErrSecretNotFound) {
-			return nil, fmt.Errorf("not logged in; run `authagent login %s`: %w", p.name, providers.ErrNeedsLogin)
+			return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("not logged in; run `authagent login %s`", p.name))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read refresh token: %w", err)
@@ -327,7 +327,7 @@ func (p *Provider) explain(doing string, err error) error {
 		}
 		switch re.ErrorCode {
 		case "invalid_grant":
-			return fmt.Errorf("the identity provider ended this login (invalid_grant%s); run `authagent login %s`: %w", desc, p.name, providers.ErrNeedsLogin)
+			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the identity provider ended this login (invalid_grant%s); run `authagent login %s`", desc, p.name))
 		case "access_denied":
 			return fmt.Errorf("the login was denied at the identity provider%s; run `authagent login %s` to try again", desc, p.name)
 		case "expired_token":

@@ -209,21 +209,21 @@ type pushed struct {
 func (p *Provider) fetchPushed(ctx context.Context) (*providers.Credential, error) {
 	raw, err := p.secrets.Get(ctx, providers.PushedTokenKey)
 	if errors.Is(err, providers.ErrSecretNotFound) {
-		return nil, fmt.Errorf("no token pushed yet; push one with `authagent set-token %s`: %w", p.name, providers.ErrNeedsLogin)
+		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no token pushed yet; push one with `authagent set-token %s`", p.name))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read pushed token: %w", err)
 	}
 	var st pushed
 	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Token == "" {
-		return nil, fmt.Errorf("the stored pushed token is unreadable; push a new one with `authagent set-token %s`: %w", p.name, providers.ErrNeedsLogin)
+		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the stored pushed token is unreadable; push a new one with `authagent set-token %s`", p.name))
 	}
 	var exp time.Time
 	if st.ExpiresAt != nil {
 		exp = st.ExpiresAt.UTC()
 	}
 	if !exp.IsZero() && !p.now().Before(exp) {
-		return nil, fmt.Errorf("the pushed token expired at %s; push a new one with `authagent set-token %s`: %w", exp.Format(time.RFC3339), p.name, providers.ErrNeedsLogin)
+		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the pushed token expired at %s; push a new one with `authagent set-token %s`", exp.Format(time.RFC3339), p.name))
 	}
 	if err := p.verify(ctx, st.Token, "the pushed token"); err != nil {
 		return nil, err

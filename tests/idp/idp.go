@@ -16,7 +16,11 @@
 //   - refresh tokens are rotated on every use, and presenting a rotated
 //     refresh token again revokes the whole grant (reuse detection);
 //   - the test can make the provider forget every grant and can count token
-//     requests, detected reuses and revocations.
+//     requests, detected reuses and revocations;
+//   - a confidential service client (ServiceClient) may use the OAuth 2.0
+//     client credentials grant (RFC 6749 section 4.4), with a secret made
+//     up at Start; its access tokens live Options.AccessTokenLifetime too
+//     and are accepted by userinfo (CheckAccessToken, AccessTokenSubject).
 //
 // The user step of the device flow is completed by Approve and Deny over
 // HTTP, the way a browser would: they fill in the device login form and the
@@ -25,6 +29,7 @@ package idp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,10 +83,18 @@ type Options struct {
 	// JWTAccessTokens makes access tokens signed JWTs instead of opaque
 	// (encrypted) bearer strings.
 	JWTAccessTokens bool
+	// ServiceClientID is the id of the confidential client allowed to use
+	// the client_credentials grant. Its secret is random, made up by Start
+	// (see ServiceClient). Default "authagent-svc".
+	ServiceClientID string
 }
 
 // DefaultClientID is the client id used when Options.ClientID is empty.
 const DefaultClientID = "authagent-cli"
+
+// DefaultServiceClientID is the service client id used when
+// Options.ServiceClientID is empty.
+const DefaultServiceClientID = "authagent-svc"
 
 func (o *Options) defaults() {
 	if o.AccessTokenLifetime <= 0 {
@@ -96,6 +109,9 @@ func (o *Options) defaults() {
 	o.Interval = (o.Interval + time.Second - 1).Truncate(time.Second)
 	if o.ClientID == "" {
 		o.ClientID = DefaultClientID
+	}
+	if o.ServiceClientID == "" {
+		o.ServiceClientID = DefaultServiceClientID
 	}
 }
 
@@ -135,7 +151,7 @@ func Start(t testing.TB, opts Options) *IdP {
 	inner := storage.NewStorageWithClients(users, map[string]*storage.Client{
 		opts.ClientID: storage.NativeClient(opts.ClientID),
 	})
-	ws := newWrappedStorage(inner, opts)
+	ws := newWrappedStorage(inner, opts, randomSecret(t))
 
 	config := &op.Config{
 		CryptoKey:                randomKey(t),
@@ -185,6 +201,13 @@ func (p *IdP) Issuer() string { return p.issuer }
 
 // ClientID is the id of the public device client.
 func (p *IdP) ClientID() string { return p.opts.ClientID }
+
+// ServiceClient returns the id and secret of the confidential client that may
+// use the client credentials grant at TokenEndpoint (client authentication by
+// HTTP Basic or in the form body).
+func (p *IdP) ServiceClient() (id, secret string) {
+	return p.opts.ServiceClientID, p.store.serviceSecret
+}
 
 // Options returns the effective options, defaults filled in.
 func (p *IdP) Options() Options { return p.opts }
@@ -238,6 +261,10 @@ func (p *IdP) ReuseDetected() int { return p.store.reuseDetected() }
 // issued stay valid until they expire.
 func (p *IdP) ForgetGrants() { p.store.forgetGrants() }
 
+// ServiceTokensIssued returns, in order, when each access token of the
+// client credentials grant was issued and when it expires.
+func (p *IdP) ServiceTokensIssued() []IssuedToken { return p.store.serviceTokens() }
+
 // RevokedRefreshTokens returns how many live refresh tokens were revoked
 // through the RFC 7009 revocation endpoint.
 func (p *IdP) RevokedRefreshTokens() int { return p.store.revokedRefreshTokens() }
@@ -259,23 +286,37 @@ func (p *IdP) Deny(userCode string) error { return p.userStep(userCode, "denied"
 // CheckAccessToken asks the provider's userinfo endpoint whether it accepts
 // accessToken. It returns nil if the token is active.
 func (p *IdP) CheckAccessToken(accessToken string) error {
+	_, err := p.AccessTokenSubject(accessToken)
+	return err
+}
+
+// AccessTokenSubject asks the provider's userinfo endpoint whether it accepts
+// accessToken and returns the token's subject: the user ("alice") for tokens
+// from a device login, the service client's id for client credentials tokens.
+func (p *IdP) AccessTokenSubject(accessToken string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.issuer+PathUserinfo, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+accessToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("userinfo: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return "", fmt.Errorf("userinfo: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
-	return nil
+	var info struct {
+		Subject string `json:"sub"`
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		return "", fmt.Errorf("userinfo: %v: %s", err, body)
+	}
+	return info.Subject, nil
 }
 
 func (p *IdP) userStep(userCode, action string) error {

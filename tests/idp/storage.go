@@ -3,6 +3,8 @@ package idp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"sync"
@@ -28,10 +30,13 @@ import (
 //     by userinfo and introspection;
 //   - grants: every refresh token belongs to the grant of one device login;
 //     a rotated token presented again revokes the grant (reuse detection);
-//   - single-use device codes and race-free device state.
+//   - single-use device codes and race-free device state;
+//   - a confidential service client for the client credentials grant, in
+//     place of the example's fixed "sid1"/"verysecret" service user.
 type wrappedStorage struct {
 	*storage.Storage
-	opts Options
+	opts          Options
+	serviceSecret string // of the service client opts.ServiceClientID
 
 	devMu    sync.Mutex                              // guards device state, which the example hands out by pointer
 	consumed map[string]bool                         // device codes already exchanged for tokens
@@ -42,6 +47,12 @@ type wrappedStorage struct {
 	access  map[string]*accessInfo
 	reuses  int
 	revoked int
+	service []IssuedToken // access tokens issued to the service client, in order
+}
+
+// IssuedToken is when an access token was issued and when it expires.
+type IssuedToken struct {
+	Issued, Expires time.Time
 }
 
 // grant is the family of refresh and access tokens descended from one device
@@ -70,17 +81,19 @@ type accessInfo struct {
 var (
 	_ op.Storage                    = (*wrappedStorage)(nil)
 	_ op.DeviceAuthorizationStorage = (*wrappedStorage)(nil)
+	_ op.ClientCredentialsStorage   = (*wrappedStorage)(nil)
 	_ exampleop.Storage             = (*wrappedStorage)(nil)
 )
 
-func newWrappedStorage(inner *storage.Storage, opts Options) *wrappedStorage {
+func newWrappedStorage(inner *storage.Storage, opts Options, serviceSecret string) *wrappedStorage {
 	return &wrappedStorage{
-		Storage:  inner,
-		opts:     opts,
-		consumed: make(map[string]bool),
-		approved: make(map[*op.DeviceAuthorizationState]string),
-		refresh:  make(map[string]*refreshInfo),
-		access:   make(map[string]*accessInfo),
+		Storage:       inner,
+		opts:          opts,
+		serviceSecret: serviceSecret,
+		consumed:      make(map[string]bool),
+		approved:      make(map[*op.DeviceAuthorizationState]string),
+		refresh:       make(map[string]*refreshInfo),
+		access:        make(map[string]*accessInfo),
 	}
 }
 
@@ -91,9 +104,14 @@ func (s *wrappedStorage) accessExpiry() time.Time {
 	return time.Now().Add(s.opts.AccessTokenLifetime + 500*time.Millisecond)
 }
 
-func clientIDOf(r op.TokenRequest) string {
+func (s *wrappedStorage) clientIDOf(r op.TokenRequest) string {
 	if c, ok := r.(interface{ GetClientID() string }); ok {
 		return c.GetClientID()
+	}
+	if _, ok := r.(*oidc.JWTTokenRequest); ok && r.GetSubject() == s.opts.ServiceClientID {
+		// A client credentials request (ClientCredentialsTokenRequest): the
+		// client is its own subject.
+		return s.opts.ServiceClientID
 	}
 	return ""
 }
@@ -127,6 +145,54 @@ func (s *wrappedStorage) GetClientByClientID(ctx context.Context, clientID strin
 	return c, nil
 }
 
+// serviceClient is the confidential client of the client credentials grant.
+type serviceClient struct {
+	op.Client
+	jwt bool
+}
+
+func (c serviceClient) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
+}
+
+func (c serviceClient) AccessTokenType() op.AccessTokenType {
+	if c.jwt {
+		return op.AccessTokenTypeJWT
+	}
+	return op.AccessTokenTypeBearer
+}
+
+func (s *wrappedStorage) serviceClient() op.Client {
+	// The example's web client is confidential (HTTP Basic); only its id,
+	// secret and auth method matter here.
+	return serviceClient{Client: storage.WebClient(s.opts.ServiceClientID, s.serviceSecret), jwt: s.opts.JWTAccessTokens}
+}
+
+// ClientCredentials authenticates the service client (op.ClientCredentialsStorage).
+// An error becomes invalid_client (401) at the token endpoint.
+func (s *wrappedStorage) ClientCredentials(ctx context.Context, clientID, clientSecret string) (op.Client, error) {
+	idOK := subtle.ConstantTimeCompare([]byte(clientID), []byte(s.opts.ServiceClientID)) == 1
+	secretOK := subtle.ConstantTimeCompare([]byte(clientSecret), []byte(s.serviceSecret)) == 1
+	if !idOK || !secretOK {
+		return nil, errors.New("wrong client id or client secret")
+	}
+	return s.serviceClient(), nil
+}
+
+// ClientCredentialsTokenRequest describes the token the service client gets:
+// the client is its own subject and audience.
+func (s *wrappedStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
+	if clientID != s.opts.ServiceClientID {
+		return nil, oidc.ErrInvalidClient().WithDescription("not a service client")
+	}
+	return &oidc.JWTTokenRequest{
+		Subject:  clientID,
+		Audience: []string{clientID},
+		Scopes:   slices.Clone(scopes),
+		IssuedAt: oidc.FromTime(time.Now()),
+	}, nil
+}
+
 // --- tokens ---
 
 func (s *wrappedStorage) CreateAccessToken(ctx context.Context, request op.TokenRequest) (string, time.Time, error) {
@@ -138,8 +204,12 @@ func (s *wrappedStorage) CreateAccessToken(ctx context.Context, request op.Token
 		return "", time.Time{}, err
 	}
 	exp := s.accessExpiry()
+	clientID := s.clientIDOf(request)
 	s.mu.Lock()
-	s.access[id] = &accessInfo{exp: exp, subject: request.GetSubject(), clientID: clientIDOf(request), scopes: request.GetScopes()}
+	s.access[id] = &accessInfo{exp: exp, subject: request.GetSubject(), clientID: clientID, scopes: request.GetScopes()}
+	if clientID == s.opts.ServiceClientID {
+		s.service = append(s.service, IssuedToken{Issued: time.Now(), Expires: exp})
+	}
 	s.mu.Unlock()
 	return id, exp, nil
 }
@@ -181,7 +251,7 @@ func (s *wrappedStorage) createGrant(ctx context.Context, request op.TokenReques
 	if err := s.consumeDeviceCode(request); err != nil {
 		return "", "", time.Time{}, err
 	}
-	clientID := clientIDOf(request)
+	clientID := s.clientIDOf(request)
 	req := request
 	if st, ok := request.(*op.DeviceAuthorizationState); ok {
 		// The example derives the client of a new refresh token from the
@@ -297,6 +367,10 @@ func (s *wrappedStorage) SetUserinfoFromToken(ctx context.Context, userinfo *oid
 	if err != nil {
 		return err
 	}
+	if a.subject == s.opts.ServiceClientID {
+		userinfo.Subject = a.subject // a service has no profile, only a name
+		return nil
+	}
 	return s.Storage.SetUserinfoFromRequest(ctx, userinfo, &op.DeviceAuthorizationState{ClientID: a.clientID, Subject: a.subject}, a.scopes)
 }
 
@@ -306,7 +380,9 @@ func (s *wrappedStorage) SetIntrospectionFromToken(ctx context.Context, introspe
 		return err
 	}
 	userinfo := new(oidc.UserInfo)
-	if err := s.Storage.SetUserinfoFromRequest(ctx, userinfo, &op.DeviceAuthorizationState{ClientID: a.clientID, Subject: a.subject}, a.scopes); err != nil {
+	if a.subject == s.opts.ServiceClientID {
+		userinfo.Subject = a.subject
+	} else if err := s.Storage.SetUserinfoFromRequest(ctx, userinfo, &op.DeviceAuthorizationState{ClientID: a.clientID, Subject: a.subject}, a.scopes); err != nil {
 		return err
 	}
 	introspection.SetUserInfo(userinfo)
@@ -412,6 +488,12 @@ func (s *wrappedStorage) reuseDetected() int {
 	return s.reuses
 }
 
+func (s *wrappedStorage) serviceTokens() []IssuedToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.service)
+}
+
 func (s *wrappedStorage) revokedRefreshTokens() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -460,6 +542,16 @@ func (u userStore) GetUserByUsername(name string) *storage.User {
 }
 
 func (u userStore) ExampleClientID() string { return "service" }
+
+// randomSecret is a client secret with characters that need escaping in
+// HTTP Basic auth (RFC 6749 section 2.3.1 form-encodes id and secret first).
+func randomSecret(t testing.TB) string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("idp: random secret: %v", err)
+	}
+	return "s3cr+t/" + base64.RawURLEncoding.EncodeToString(b) + "=%:"
+}
 
 func randomKey(t testing.TB) [32]byte {
 	var k [32]byte
