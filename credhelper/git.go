@@ -20,6 +20,8 @@ type GitRequest struct {
 	Host         string // with ":port" when git sent one
 	Path         string // only when credential.useHttpPath is set
 	Username     string
+	Password     string   // with erase: the token a server refused
+	Credential   string   // with erase after an authtype answer: the same
 	Capabilities []string // capability[] lines, e.g. "authtype"
 }
 
@@ -47,6 +49,10 @@ func ReadGitRequest(r io.Reader) (*GitRequest, error) {
 			req.Path = v
 		case "username":
 			req.Username = v
+		case "password":
+			req.Password = v
+		case "credential":
+			req.Credential = v
 		case "capability[]":
 			req.Capabilities = append(req.Capabilities, v)
 		case "url":

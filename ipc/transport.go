@@ -86,6 +86,8 @@ func (p *PerRPCCredentials) GetRequestMetadata(ctx context.Context, uri ...strin
 	var cred *Credential
 	var err error
 	switch {
+	case p.Profile != "" && len(uri) > 0:
+		cred, err = c.Credential(ctx, p.Profile, ForURL(uri[0]))
 	case p.Profile != "":
 		cred, err = c.Credential(ctx, p.Profile)
 	case len(uri) > 0:

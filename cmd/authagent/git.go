@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"sort"
@@ -58,6 +59,13 @@ func gitCredential(cmd *cobra.Command, client *ipc.Client, op string, in io.Read
 		return nil
 	}
 	if op == "erase" {
+		refused := req.Password
+		if refused == "" {
+			refused = req.Credential
+		}
+		if refused != "" && refused != cred.Token {
+			return nil // the agent moved on to a newer token already; keep that one
+		}
 		if err := client.Reject(ctx, cred.Profile); err != nil {
 			fmt.Fprintln(os.Stderr, "authagent:", oneLine(err.Error()))
 		}
@@ -122,12 +130,13 @@ profile. Each entry first resets the helper list for that host, so no other help
 				return err
 			}
 			for _, h := range hosts {
-				key := "credential.https://" + h + ".helper"
 				if remove {
-					if err := gitConfig("--global", "--unset-all", key); err != nil {
-						return err
+					for _, key := range gitHelperKeys(h) {
+						if err := gitConfig("--global", "--unset-all", key); err != nil && key == gitHelperKeys(h)[0] {
+							return err
+						}
+						fmt.Fprintf(os.Stderr, "git: %s removed\n", key)
 					}
-					fmt.Fprintf(os.Stderr, "git: %s removed\n", key)
 					continue
 				}
 				if err := setGitHelper(h, self); err != nil {
@@ -143,18 +152,33 @@ profile. Each entry first resets the helper list for that host, so no other help
 	return git
 }
 
-// setGitHelper makes the binary at self git's only credential helper for https://host.
+// setGitHelper makes the binary at self git's only credential helper for https://host,
+// and for http://host too when host is loopback (where the agent allows plain http).
 func setGitHelper(host, self string) error {
-	key := "credential.https://" + host + ".helper"
-	gitConfig("--global", "--unset-all", key) // start clean; missing is fine
-	if err := gitConfig("--global", "--add", key, ""); err != nil {
-		return err
+	for _, key := range gitHelperKeys(host) {
+		gitConfig("--global", "--unset-all", key) // start clean; missing is fine
+		if err := gitConfig("--global", "--add", key, ""); err != nil {
+			return err
+		}
+		if err := gitConfig("--global", "--add", key, "!"+shellQuote(self)+" git-credential"); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "git: %s set\n", key)
 	}
-	if err := gitConfig("--global", "--add", key, "!"+shellQuote(self)+" git-credential"); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "git: %s set\n", key)
 	return nil
+}
+
+// gitHelperKeys are the git config keys that make a helper apply to host.
+func gitHelperKeys(host string) []string {
+	keys := []string{"credential.https://" + host + ".helper"}
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	if ip := net.ParseIP(strings.Trim(h, "[]")); h == "localhost" || (ip != nil && ip.IsLoopback()) {
+		keys = append(keys, "credential.http://"+host+".helper")
+	}
+	return keys
 }
 
 func gitConfig(args ...string) error {

@@ -57,7 +57,9 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 					systemctl("daemon-reload")
 				}
 				for _, h := range gitHosts {
-					gitConfig("--global", "--unset-all", "credential.https://"+h+".helper")
+					for _, key := range gitHelperKeys(h) {
+						gitConfig("--global", "--unset-all", key)
+					}
 				}
 				return nil
 			}

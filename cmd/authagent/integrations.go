@@ -139,17 +139,21 @@ func runCurl(conf string, args []string) error {
 	if err != nil {
 		return err
 	}
-	// A config of a few headers fits the pipe's buffer, so writing before curl runs
-	// cannot block.
-	if _, err := io.WriteString(w, conf); err != nil {
-		return err
-	}
-	w.Close()
 	cmd := exec.Command("curl", append([]string{"-K", "/dev/fd/3"}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r}
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return fmt.Errorf("start curl: %w", err)
+	}
 	r.Close()
+	// Written while curl reads: a config larger than the pipe's buffer must not block.
+	go func() {
+		io.WriteString(w, conf)
+		w.Close()
+	}()
+	err = cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return exitStatus{ee.ExitCode()}
