@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -46,7 +45,22 @@ type Agent struct {
 	profiles map[string]*profile
 }
 
-var profileNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// validProfileName: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'.
+// (A function, not a regexp: the counted repetition compiles to a large program at
+// start-up, which every one-shot CLI call would pay for.)
+func validProfileName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
+			return false
+		}
+	}
+	return true
+}
 
 // New builds an agent from a loaded config. A profile whose configuration its provider
 // rejects makes New fail with an error naming the file, line and key.
@@ -117,7 +131,7 @@ func (a *Agent) buildAll(cfg *Config) (map[string]*profile, error) {
 
 // build validates a profile's common keys and asks its provider's factory for a Provider.
 func (a *Agent) build(name string, pc *providers.ProfileConfig) (*profile, error) {
-	if !profileNameRE.MatchString(name) {
+	if !validProfileName(name) {
 		return nil, fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
 	}
 	for _, h := range pc.Hosts {
@@ -293,7 +307,7 @@ func (a *Agent) publish(typ string, info ProfileInfo) {
 // profile's table into the config file, keeping the rest of the file as it is, and starts
 // serving it.
 func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) error {
-	if !profileNameRE.MatchString(name) {
+	if !validProfileName(name) {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64)", name))
 	}
 	if pc.Provider == "" {

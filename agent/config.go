@@ -131,7 +131,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		f.Profile = map[string]*providers.ProfileConfig{}
 	}
 	for name, pc := range f.Profile {
-		if !profileNameRE.MatchString(name) {
+		if !validProfileName(name) {
 			errs = append(errs, &ConfigError{Path: path, Line: c.line("profile", name), Key: configKeyString("profile", name),
 				Message: "bad profile name: use letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit"})
 		}
@@ -581,7 +581,7 @@ func (d *configDoc) add(ent configEntry) {
 // The file (and its directory, 0700) is created 0600 when missing; an existing file keeps
 // its mode. The write is atomic, and refused when the result would not load.
 func WriteProfile(path, name string, cfg *providers.ProfileConfig) error {
-	if !profileNameRE.MatchString(name) {
+	if !validProfileName(name) {
 		return fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64)", name)
 	}
 	if cfg == nil {

@@ -24,7 +24,7 @@ func verifyUnits(t *testing.T, environ []string, units ...string) {
 	runtimeDir := filepath.Join(tmp, "run")
 	os.MkdirAll(runtimeDir, 0o700)
 	man := filepath.Join(tmp, "man")
-	if r := runIn(t, environ, tmp, "", authagentBin, "gen-docs", "--man", filepath.Join(man, "man1")); r.code != 0 {
+	if r := runIn(t, os.Environ(), repoRoot(t), "", "go", "run", "-tags", "gendocs", "./cmd/authagent", "gen-docs", "--man", filepath.Join(man, "man1")); r.code != 0 {
 		t.Fatalf("gen-docs: %s", r)
 	}
 	env := append(environ, "XDG_RUNTIME_DIR="+runtimeDir, "MANPATH="+man)

@@ -1,3 +1,5 @@
+//go:build gendocs
+
 package main
 
 import (
@@ -8,6 +10,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
+
+// The docs generator pulls in a Markdown engine whose start-up cost every one-shot call
+// (authagent header, the git helper) would pay, so it is built only with -tags gendocs:
+//
+//	go run -tags gendocs ./cmd/authagent gen-docs --man DIR --completions DIR
+func init() { extraCommands = append(extraCommands, newGenDocsCmd) }
 
 // newGenDocsCmd writes the man pages and shell completions that packages install; they
 // come from the same command definitions as --help, so they cannot drift.

@@ -112,14 +112,19 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newKubeCredentialCmd(c),
 		newDockerCredentialCmd(c),
 		newBazelCredentialCmd(c),
-		newGenDocsCmd(),
 		newInstallCmd(),
 		newKeygenCmd(),
 		newStatusCmd(c),
 		newVersionCmd(),
 	)
+	for _, cmd := range extraCommands {
+		root.AddCommand(cmd())
+	}
 	return root
 }
+
+// extraCommands are added by files built only with a build tag (gen-docs).
+var extraCommands []func() *cobra.Command
 
 // noArgs and exactArgs are cobra argument checks that report usage errors.
 func noArgs(cmd *cobra.Command, args []string) error {
