@@ -15,6 +15,13 @@ command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null || missing+=(openssh-client)
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
 command -v man >/dev/null || missing+=(man-db)
+# tray tests: a virtual X display, a panel that hosts StatusNotifierItems, a clicker and a
+# screenshot tool (check for `import`: some images ship a stand-in `convert`)
+command -v Xvfb >/dev/null || missing+=(xvfb)
+command -v xdotool >/dev/null || missing+=(xdotool)
+command -v import >/dev/null || missing+=(imagemagick)
+command -v xfce4-panel >/dev/null || missing+=(xfce4-panel)
+ls /usr/lib/*/xfce4/xfconf/xfconfd >/dev/null 2>&1 || missing+=(xfconf)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 
 if [ ${#missing[@]} -gt 0 ]; then

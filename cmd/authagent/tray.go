@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/authagent/authagent/agent"
+	"github.com/authagent/authagent/assets"
+	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/tray"
+)
+
+func newTrayCmd(c *cli) *cobra.Command {
+	var panel, configPath, logLevel string
+	var iconSize int
+	cmd := &cobra.Command{
+		Use:   "tray",
+		Short: "Show the agent's state in the system tray, and log in from there",
+		Long: `Show an icon in the system tray (StatusNotifierItem) with the worst state over all
+profiles, and a menu with each profile's state, Log in and Log out. Log in runs the device
+login in the agent, opens the browser and shows the code in a desktop notification. The
+tray holds no secrets; when no agent answers it offers to start one, and it reconnects when
+the agent comes back.
+
+--panel picks the icons for a light or a dark panel; auto asks the desktop's colour scheme.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Sprintf("--log-level: %v", err)}
+			}
+			p := assets.Panel(panel)
+			if p != assets.LightPanel && p != assets.DarkPanel && panel != "auto" {
+				return usageError{fmt.Sprintf("--panel %q: use light, dark or auto", panel)}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			conn, err := dbus.ConnectSessionBus()
+			if err != nil {
+				return fmt.Errorf("the tray needs a D-Bus session bus (is DBUS_SESSION_BUS_ADDRESS set?): %w", err)
+			}
+			defer conn.Close()
+			if panel == "auto" {
+				p = tray.DetectPanel(ctx, conn)
+			}
+			openPath := configPath
+			if openPath == "" {
+				if openPath, err = agent.DefaultConfigPath(); err != nil {
+					return err
+				}
+			}
+			sock := c.socket
+			if sock == "" {
+				sock = ipc.DefaultSocketPath()
+			}
+			if abs, err := filepath.Abs(sock); err == nil {
+				sock = abs
+			}
+			t := tray.New(tray.Options{
+				Client:     c.client,
+				Notifier:   tray.NewDBusNotifier(conn),
+				ConfigPath: openPath,
+				Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+				StartAgent: func(ctx context.Context) error {
+					_, err := spawnAgent(ctx, &ipc.Client{Socket: sock}, sock, configPath)
+					return err
+				},
+			})
+			return tray.Show(ctx, t, tray.ShowOptions{Panel: p, IconSize: iconSize})
+		},
+	}
+	cmd.Flags().StringVar(&panel, "panel", "auto", "icons for a light or dark panel: light, dark or auto")
+	cmd.Flags().IntVar(&iconSize, "icon-size", 22, "icon size in pixels; the panel scales it")
+	cmd.Flags().StringVar(&configPath, "config", "", "config file to open, and to start an agent with (default $AUTHAGENT_CONFIG, else $XDG_CONFIG_HOME/authagent/config.toml)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,131 @@
+package tray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"fyne.io/systray"
+	"github.com/godbus/dbus/v5"
+
+	"github.com/authagent/authagent/assets"
+)
+
+// This file is the only one that touches fyne.io/systray and its globals.
+
+// statusNotifierWatcher is where tray icons register; panels that show them own it.
+const statusNotifierWatcher = "org.kde.StatusNotifierWatcher"
+
+// ShowOptions say how the icon looks.
+type ShowOptions struct {
+	Panel    assets.Panel // the icons drawn for this kind of panel; default: dark
+	IconSize int          // pixels; the host scales the icon to fit. Default: 22.
+}
+
+// Show puts t in the system tray (a StatusNotifierItem with its menu over
+// com.canonical.dbusmenu, on Linux) and runs it until ctx ends or the user picks Quit.
+// It can run once per process: systray keeps its state in globals.
+func Show(ctx context.Context, t *Tray, o ShowOptions) error {
+	if o.Panel == "" {
+		o.Panel = assets.DarkPanel
+	}
+	if o.IconSize <= 0 {
+		o.IconSize = 22
+	}
+	// systray takes the shared session bus and has no way to report that it is missing.
+	bus, err := dbus.SessionBus()
+	if err != nil {
+		return fmt.Errorf("the tray needs a D-Bus session bus (is DBUS_SESSION_BUS_ADDRESS set?): %w", err)
+	}
+	var watched bool
+	if bus.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, statusNotifierWatcher).Store(&watched) == nil && !watched {
+		t.o.Log.Warn("no panel hosts tray icons yet (nothing owns " + statusNotifierWatcher + "); the icon appears when one starts. " +
+			"On GNOME, enable the AppIndicator extension")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	r := newRenderer(systrayMenu{}, func(action string) {
+		if action == ActQuit {
+			cancel()
+			return
+		}
+		go t.Do(ctx, action)
+	})
+	var (
+		status  = assets.StatusNoAgent // the icon set before Run, below
+		tooltip string
+		first   = make(chan struct{})
+		once    sync.Once
+	)
+	show := func(m Menu) {
+		if m.Status != status {
+			setIcon(m.Status, o)
+			status = m.Status
+		}
+		if m.Tooltip != tooltip {
+			systray.SetTooltip(m.Tooltip)
+			tooltip = m.Tooltip
+		}
+		r.render(m.Items)
+		once.Do(func() { close(first) })
+	}
+	done := make(chan error, 1)
+	onReady := func() {
+		go func() {
+			done <- t.Run(ctx, show)
+			systray.Quit()
+		}()
+		// The host asks for the menu once this returns: have one ready. The first menu
+		// comes as soon as the agent answers or refuses.
+		select {
+		case <-first:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	// The title set before Run is also the item's Id, which hosts use to remember it.
+	systray.SetTitle("authagent")
+	setIcon(assets.StatusNoAgent, o)
+	systray.Run(onReady, cancel)
+	cancel()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		return errors.New("the tray did not stop within 5s")
+	}
+}
+
+func setIcon(s assets.Status, o ShowOptions) {
+	png := assets.Icon(s, o.Panel, o.IconSize)
+	if icon, err := systrayIcon(png); err == nil {
+		png = icon
+	}
+	systray.SetIcon(png)
+}
+
+// systrayMenu is the menuBackend of fyne systray.
+type systrayMenu struct{}
+
+type systrayEntry struct{ *systray.MenuItem }
+
+func (e systrayEntry) clicks() <-chan struct{} { return e.ClickedCh }
+
+func (systrayMenu) add(parent menuEntry, title, tooltip string) menuEntry {
+	if parent == nil {
+		return systrayEntry{systray.AddMenuItem(title, tooltip)}
+	}
+	return systrayEntry{parent.(systrayEntry).AddSubMenuItem(title, tooltip)}
+}
+
+func (systrayMenu) addSeparator(parent menuEntry) {
+	if parent == nil {
+		systray.AddSeparator()
+		return
+	}
+	parent.(systrayEntry).AddSeparator()
+}
+
+func (systrayMenu) reset() { systray.ResetMenu() }

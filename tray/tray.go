@@ -1,0 +1,319 @@
+package tray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/authagent/authagent/ipc"
+)
+
+// Options wire a Tray. Client is required; the rest have working defaults.
+type Options struct {
+	Client   *ipc.Client
+	Notifier Notifier // nil: no desktop notifications
+	Opener   Opener   // nil: the desktop's handler (xdg-open)
+
+	// StartAgent starts an agent in the background and returns once it answers; nil
+	// leaves "Start agent" to say how to start one.
+	StartAgent func(ctx context.Context) error
+	ConfigPath string // what "Open configuration" opens
+
+	Log *slog.Logger // nil: discard
+
+	// Reconnect waits MinBackoff after the agent went away, doubling up to MaxBackoff
+	// while it stays away. Defaults: 1 s and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// Redraw is how often the menu is redrawn so "expires in" stays true. Default: 30 s.
+	Redraw time.Duration
+	Now    func() time.Time // default: time.Now
+}
+
+// Tray follows the agent and runs the menu's actions. Create it with New.
+type Tray struct {
+	o      Options
+	alerts *alerts
+	wake   chan struct{} // reconnect now: an agent was just started
+	after  func(time.Duration) <-chan time.Time
+
+	mu       sync.Mutex
+	up       bool
+	profiles map[string]ipc.Profile
+	show     func(Menu) // called with mu held, so menus arrive in order
+}
+
+// New returns a Tray; nothing happens until Run.
+func New(o Options) *Tray {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Opener == nil {
+		o.Opener = DesktopOpener{}
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(30*time.Second, o.MinBackoff)
+	}
+	if o.Redraw <= 0 {
+		o.Redraw = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Tray{
+		o:        o,
+		alerts:   newAlerts(o.Notifier, o.Log),
+		wake:     make(chan struct{}, 1),
+		after:    time.After,
+		profiles: map[string]ipc.Profile{},
+	}
+}
+
+// Run follows the agent's events until ctx ends, handing show a new Menu on every change.
+// When the agent goes away it shows that, and reconnects with backoff.
+func (t *Tray) Run(ctx context.Context, show func(Menu)) error {
+	t.mu.Lock()
+	t.show = show
+	t.mu.Unlock()
+	go t.redraw(ctx)
+
+	backoff := t.o.MinBackoff
+	for {
+		connected, err := t.follow(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			backoff = t.o.MinBackoff
+		}
+		t.agentGone(ctx)
+		switch {
+		case errors.Is(err, ipc.ErrNoAgent):
+			t.o.Log.Debug("no agent answers", "retry_in", backoff)
+		default:
+			t.o.Log.Info("lost the agent", "error", err, "retry_in", backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.wake:
+		case <-t.after(backoff):
+			backoff = min(2*backoff, t.o.MaxBackoff)
+		}
+	}
+}
+
+// follow subscribes to the agent's events and applies them until the stream ends. It
+// reports whether it got through to the agent at all.
+func (t *Tray) follow(ctx context.Context) (connected bool, err error) {
+	w, err := t.o.Client.Watch(ctx, true)
+	if err != nil {
+		return false, err
+	}
+	defer w.Close()
+	t.o.Log.Info("following the agent")
+	t.mu.Lock()
+	t.up = true
+	clear(t.profiles) // the initial events list every profile there is
+	t.render()
+	t.mu.Unlock()
+	for {
+		ev, err := w.Next()
+		if err != nil {
+			return true, err
+		}
+		t.apply(ctx, ev)
+	}
+}
+
+// apply takes in one event: the menu follows, and so do the notifications.
+func (t *Tray) apply(ctx context.Context, ev ipc.Event) {
+	p := ev.Profile
+	t.mu.Lock()
+	if ev.Type == "removed" {
+		delete(t.profiles, p.Name)
+	} else {
+		t.profiles[p.Name] = p
+	}
+	t.render()
+	t.mu.Unlock()
+	if ev.Type == "removed" {
+		t.alerts.observe(ctx, p.Name, nil)
+	} else {
+		t.alerts.observe(ctx, p.Name, &p)
+	}
+}
+
+func (t *Tray) agentGone(ctx context.Context) {
+	t.mu.Lock()
+	t.up = false
+	clear(t.profiles)
+	t.render()
+	t.mu.Unlock()
+	t.alerts.agentGone(ctx)
+}
+
+// redraw shows the menu again now and then: "expires in 41 min" is true for a minute.
+func (t *Tray) redraw(ctx context.Context) {
+	tick := time.NewTicker(t.o.Redraw)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			t.mu.Lock()
+			t.render()
+			t.mu.Unlock()
+		}
+	}
+}
+
+// render shows the menu for the current state; t.mu must be held.
+func (t *Tray) render() {
+	if t.show != nil {
+		t.show(BuildMenu(slices.Collect(maps.Values(t.profiles)), t.o.Now(), t.up))
+	}
+}
+
+func (t *Tray) profile(name string) (ipc.Profile, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.profiles[name]
+	return p, ok
+}
+
+// Do runs a menu action (an Item's Action); it returns when the action is done. Quit is
+// the caller's business: Do ignores it.
+func (t *Tray) Do(ctx context.Context, action string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	t.o.Log.Debug("menu action", "action", action)
+	// A profile's actions are a prefix and the profile's name.
+	kind, name := action, ""
+	if i := strings.IndexByte(action, ':'); i >= 0 {
+		kind, name = action[:i+1], action[i+1:]
+	}
+	var err error
+	switch kind {
+	case ActLogin:
+		err = t.login(ctx, name)
+	case ActOpenLogin:
+		err = t.openLogin(ctx, name)
+	case ActCancelLogin:
+		err = t.o.Client.CancelLogin(ctx, name)
+	case ActLogout:
+		t.alerts.loggingOut(name) // the user knows: no "log in" notification for this
+		err = t.o.Client.Logout(ctx, name)
+	case ActLoginAll:
+		err = t.loginAll(ctx)
+	case ActOpenConfig:
+		err = t.openConfig(ctx)
+	case ActStartAgent:
+		err = t.startAgent(ctx)
+	case ActQuit:
+	default:
+		t.o.Log.Warn("unknown menu action", "action", action)
+	}
+	if err != nil {
+		t.o.Log.Error("menu action failed", "action", action, "error", err)
+		t.alerts.failed(ctx, err)
+	}
+}
+
+// login starts a device login in the agent, or joins the one that waits, and shows the
+// user what to do: the browser on the verification page, the code in a notification.
+func (t *Tray) login(ctx context.Context, name string) error {
+	ch, err := t.o.Client.Login(ctx, name)
+	var ae *ipc.Error
+	if errors.As(err, &ae) && ae.Code == ipc.CodeLoginPending {
+		p, perr := t.o.Client.Profile(ctx, name)
+		if perr != nil || p.Login == nil {
+			return fmt.Errorf("log in to %s: %w", name, err)
+		}
+		ch = p.Login
+	} else if err != nil {
+		return fmt.Errorf("log in to %s: %w", name, err)
+	}
+	t.alerts.loginStarted(ctx, name, ch)
+	return t.o.Opener.Open(ctx, verificationPage(ch))
+}
+
+func (t *Tray) loginAll(ctx context.Context) error {
+	t.mu.Lock()
+	var names []string
+	for _, p := range t.profiles {
+		if p.Can(capLogin) && p.State == ipc.StateNeedsLogin {
+			names = append(names, p.Name)
+		}
+	}
+	t.mu.Unlock()
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		errs = append(errs, t.login(ctx, name))
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Tray) openLogin(ctx context.Context, name string) error {
+	p, ok := t.profile(name)
+	if !ok || p.Login == nil {
+		return fmt.Errorf("no login of %s waits for you; choose Log in", name)
+	}
+	return t.o.Opener.Open(ctx, verificationPage(p.Login))
+}
+
+// openConfig opens the config file in the user's editor, creating an empty one first so
+// there is something to open.
+func (t *Tray) openConfig(ctx context.Context) error {
+	path := t.o.ConfigPath
+	if path == "" {
+		return errors.New("no config path: set AUTHAGENT_CONFIG or XDG_CONFIG_HOME")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = f.WriteString("# authagent configuration: profiles, hosts and scopes; never secrets.\n# `authagent add --help` describes the keys.\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return t.o.Opener.Open(ctx, path)
+}
+
+func (t *Tray) startAgent(ctx context.Context) error {
+	if t.o.StartAgent == nil {
+		return errors.New("start an agent with `eval \"$(authagent start)\"` or `systemctl --user start authagent.socket`")
+	}
+	if err := t.o.StartAgent(ctx); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func verificationPage(ch *ipc.LoginChallenge) string {
+	if ch.VerificationURIComplete != "" {
+		return ch.VerificationURIComplete
+	}
+	return ch.VerificationURI
+}
