@@ -70,7 +70,8 @@ func TestNotifyReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	a := startAgent(t, e.with("NOTIFY_SOCKET", notify))
+	// WatchdogSec=1s as systemd would pass it: the agent pings every half interval.
+	a := startAgent(t, e.with("NOTIFY_SOCKET", notify).with("WATCHDOG_USEC", "1000000"))
 	read := func(want string) string {
 		t.Helper()
 		buf := make([]byte, 4096)
@@ -89,6 +90,7 @@ func TestNotifyReady(t *testing.T) {
 	if !strings.Contains(msg, "STATUS=") {
 		t.Errorf("READY message without STATUS: %q", msg)
 	}
+	read("WATCHDOG=1")
 	a.Signal(syscall.SIGTERM)
 	read("STOPPING=1")
 }
