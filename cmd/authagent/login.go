@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/tray"
 )
 
 func newLoginCmd(c *cli) *cobra.Command {
@@ -95,7 +95,7 @@ func login(ctx context.Context, client *ipc.Client, name string, browser bool, o
 		if target == "" {
 			target = ch.VerificationURI
 		}
-		openBrowser(target)
+		openBrowser(ctx, target)
 	}
 	stopCountdown := countdown(ch.ExpiresAt)
 	defer stopCountdown()
@@ -198,21 +198,10 @@ func hasDisplay() bool {
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
-func openBrowser(url string) {
-	var cmd *exec.Cmd
-	switch runtime.GOOS {
-	case "darwin":
-		cmd = exec.Command("open", url)
-	case "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
-	default:
-		cmd = exec.Command("xdg-open", url)
-	}
-	if err := cmd.Start(); err != nil {
+func openBrowser(ctx context.Context, url string) {
+	if err := (tray.DesktopOpener{}).Open(ctx, url); err != nil {
 		fmt.Fprintf(os.Stderr, "could not open a browser (%v); open the URL above yourself\n", err)
-		return
 	}
-	go cmd.Wait()
 }
 
 func newLogoutCmd(c *cli) *cobra.Command {
