@@ -1,6 +1,8 @@
 package providers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -34,4 +36,29 @@ func HasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// ExplainTransport words a failure to reach an endpoint (who: "the identity provider",
+// "the token endpoint"): a timeout, a refused connection, a context deadline. It reports
+// false for any other error.
+func ExplainTransport(doing, who string, err error) (error, bool) {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("%s: %s at %s did not answer in time; will retry", doing, who, HostOf(ue.URL)), true
+		}
+		return fmt.Errorf("%s: cannot reach %s at %s: %v", doing, who, HostOf(ue.URL), ue.Err), true
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %s did not answer in time; will retry", doing, who), true
+	}
+	return nil, false
+}
+
+// HostOf is the host of a URL, for messages.
+func HostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return "?"
 }

@@ -150,24 +150,17 @@ func (p *ClientCredentials) explain(err error, secret string) error {
 			if re.Response != nil {
 				status = re.Response.Status
 			}
-			return fmt.Errorf("%s: the token endpoint at %s answered %s without an OAuth error", doing, hostOf(p.tokenURL), status)
+			return fmt.Errorf("%s: the token endpoint at %s answered %s without an OAuth error", doing, providers.HostOf(p.tokenURL), status)
 		default:
 			return fmt.Errorf("%s: the token endpoint answered %s%s", doing, re.ErrorCode, desc)
 		}
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if ue.Timeout() {
-			return fmt.Errorf("%s: the token endpoint at %s did not answer in time; will retry", doing, hostOf(ue.URL))
-		}
-		return fmt.Errorf("%s: cannot reach the token endpoint at %s: %v", doing, hostOf(ue.URL), ue.Err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: the token endpoint did not answer in time; will retry", doing)
+	if terr, ok := providers.ExplainTransport(doing, "the token endpoint", err); ok {
+		return terr
 	}
 	// What is left are answers that are not a token response (HTML from a proxy, broken
 	// JSON); oauth2 describes them without the body.
-	return fmt.Errorf("%s: the token endpoint at %s sent an answer that is not a token response: %w", doing, hostOf(p.tokenURL), err)
+	return fmt.Errorf("%s: the token endpoint at %s sent an answer that is not a token response: %w", doing, providers.HostOf(p.tokenURL), err)
 }
 
 // expiresIn reads expires_in from the token response. The clientcredentials package turns it
@@ -192,11 +185,4 @@ func expiresIn(tok *oauth2.Token) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(secs * float64(time.Second)), true
-}
-
-func hostOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Host
-	}
-	return "?"
 }

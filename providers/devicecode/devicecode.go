@@ -344,22 +344,8 @@ func (p *Provider) explain(doing string, err error) error {
 			return fmt.Errorf("%s: the identity provider answered %s%s", doing, re.ErrorCode, desc)
 		}
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if ue.Timeout() {
-			return fmt.Errorf("%s: the identity provider at %s did not answer in time; will retry", doing, hostOf(ue.URL))
-		}
-		return fmt.Errorf("%s: cannot reach the identity provider at %s: %v", doing, hostOf(ue.URL), ue.Err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: the identity provider did not answer in time; will retry", doing)
+	if terr, ok := providers.ExplainTransport(doing, "the identity provider", err); ok {
+		return terr
 	}
 	return fmt.Errorf("%s: %w", doing, err)
-}
-
-func hostOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Host
-	}
-	return "?"
 }
