@@ -38,6 +38,10 @@ type ProfileConfig struct {
 	Metadata map[string]string `toml:"metadata,omitempty" json:"metadata,omitempty"`
 	Region   string            `toml:"region,omitempty" json:"region,omitempty"`
 	Service  string            `toml:"service,omitempty" json:"service,omitempty"`
+	// sigv4: the API's own names for the date and Authorization headers, where it uses
+	// the SigV4 algorithm under other names (DCI-style APIs).
+	DateHeader string `toml:"date_header,omitempty" json:"date_header,omitempty"`
+	AuthHeader string `toml:"auth_header,omitempty" json:"auth_header,omitempty"`
 
 	// externaljwt.
 	Command  []string          `toml:"command,omitempty" json:"command,omitempty"`

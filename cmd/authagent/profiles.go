@@ -78,6 +78,8 @@ kinds read one (e.g. an OAuth client secret) only with --secret.`,
 	f.StringVar(&spec.Resource, "resource", "", "resource parameter (RFC 8707)")
 	f.StringVar(&spec.Region, "region", "", "apikey sigv4: region, e.g. us-east-1")
 	f.StringVar(&spec.Service, "service", "", "apikey sigv4: service name")
+	f.StringVar(&spec.DateHeader, "date-header", "", "apikey sigv4: the API's own name for the signed date header")
+	f.StringVar(&spec.AuthHeader, "auth-header", "", "apikey sigv4: the API's own name for the Authorization header")
 	f.StringVar(&spec.DeviceAuthURL, "device-auth-url", "", "devicecode: device authorization endpoint, when not discovered")
 	f.StringVar(&spec.File, "file", "", "externaljwt: file holding the token")
 	f.StringArrayVar(&spec.Command, "command", nil, "externaljwt: command argv, one --command per word")

@@ -138,6 +138,9 @@ func TestConfigErrors(t *testing.T) {
 		{"sigv4: service with a space", sig(providers.ProfileConfig{Service: "my api"}), "service"},
 		{"sigv4: token_url", sig(providers.ProfileConfig{TokenURL: "https://x/token"}), "token_url"},
 		{"sigv4: headers", sig(providers.ProfileConfig{Headers: map[string]string{"A": "b"}}), "headers"},
+		{"sigv4: bad date_header", sig(providers.ProfileConfig{DateHeader: "X Date"}), "date_header"},
+		{"sigv4: date_header is the auth header", sig(providers.ProfileConfig{DateHeader: "X-Auth", AuthHeader: "x-auth"}), "date_header"},
+		{"headers: date_header", providers.ProfileConfig{DateHeader: "X-Date"}, "date_header"},
 		{"sigv4: scopes", sig(providers.ProfileConfig{Scopes: []string{"a"}}), "scopes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,13 +37,17 @@ type SigV4 struct {
 	keyID   string
 	region  string
 	service string
-	secrets providers.Secrets
-	now     func() time.Time
-	signer  *v4.Signer
+	// dateHeader, when set, carries the signing time as well as X-Amz-Date and is signed
+	// with it; authHeader is where the Authorization value goes.
+	dateHeader string
+	authHeader string
+	secrets    providers.Secrets
+	now        func() time.Time
+	signer     *v4.Signer
 }
 
 func newSigV4(cfg *providers.ProfileConfig, env providers.Env) (*SigV4, error) {
-	if err := providers.CheckKeys(cfg, Name+" (mode "+modeSigV4+")", "mode", "key_id", "region", "service"); err != nil {
+	if err := providers.CheckKeys(cfg, Name+" (mode "+modeSigV4+")", "mode", "key_id", "region", "service", "date_header", "auth_header"); err != nil {
 		return nil, err
 	}
 	switch {
@@ -60,14 +64,24 @@ func newSigV4(cfg *providers.ProfileConfig, env providers.Env) (*SigV4, error) {
 			return nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' only", v)}
 		}
 	}
+	for key, v := range map[string]string{"date_header": cfg.DateHeader, "auth_header": cfg.AuthHeader} {
+		if v != "" && !headerNameRE.MatchString(v) {
+			return nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("%q is not a valid HTTP header name", v)}
+		}
+	}
+	if cfg.DateHeader != "" && (strings.EqualFold(cfg.DateHeader, cfg.AuthHeader) || strings.EqualFold(cfg.DateHeader, "Authorization")) {
+		return nil, &providers.ConfigError{Key: "date_header", Message: "must differ from the authorization header"}
+	}
 	p := &SigV4{
-		profile: env.Name,
-		keyID:   cfg.KeyID,
-		region:  cfg.Region,
-		service: cfg.Service,
-		secrets: env.Secrets,
-		now:     env.Now,
-		signer:  v4.NewSigner(),
+		profile:    env.Name,
+		keyID:      cfg.KeyID,
+		region:     cfg.Region,
+		service:    cfg.Service,
+		dateHeader: cfg.DateHeader,
+		authHeader: cfg.AuthHeader,
+		secrets:    env.Secrets,
+		now:        env.Now,
+		signer:     v4.NewSigner(),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -138,11 +152,22 @@ func (p *SigV4) Sign(ctx context.Context, req providers.SignRequest) (map[string
 		return nil, err
 	}
 	creds := aws.Credentials{AccessKeyID: p.keyID, SecretAccessKey: secret}
-	if err := p.signer.SignHTTP(ctx, creds, hr, payload, p.service, p.region, p.now()); err != nil {
+	now := p.now().UTC()
+	out := map[string]string{}
+	if p.dateHeader != "" && !strings.EqualFold(p.dateHeader, "X-Amz-Date") {
+		// The API reads the time from its own header: send it, signed like any other.
+		stamp := now.Format("20060102T150405Z")
+		hr.Header.Set(p.dateHeader, stamp)
+		out[http.CanonicalHeaderKey(p.dateHeader)] = stamp
+	}
+	if err := p.signer.SignHTTP(ctx, creds, hr, payload, p.service, p.region, now); err != nil {
 		return nil, fmt.Errorf("sign the request: %w", err)
 	}
-	return map[string]string{
-		"Authorization": hr.Header.Get("Authorization"),
-		"X-Amz-Date":    hr.Header.Get("X-Amz-Date"),
-	}, nil
+	auth := "Authorization"
+	if p.authHeader != "" {
+		auth = http.CanonicalHeaderKey(p.authHeader)
+	}
+	out[auth] = hr.Header.Get("Authorization")
+	out["X-Amz-Date"] = hr.Header.Get("X-Amz-Date")
+	return out, nil
 }

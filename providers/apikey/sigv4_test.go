@@ -243,6 +243,35 @@ func TestSigV4Sign(t *testing.T) {
 		}
 	})
 
+	t.Run("the API's own date and authorization header names", func(t *testing.T) {
+		at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+		renamed := *p
+		renamed.now = func() time.Time { return at }
+		renamed.dateHeader, renamed.authHeader = "X-DCI-Date", "X-DCI-Auth"
+		req := providers.SignRequest{Method: "POST", URL: "https://api.example.com/jobs"}
+		got, err := renamed.Sign(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["X-Dci-Date"] != "20300102T030405Z" || got["X-Amz-Date"] != got["X-Dci-Date"] || got["Authorization"] != "" {
+			t.Fatalf("headers %v: want the time in X-Dci-Date and X-Amz-Date, the signature under X-Dci-Auth only", got)
+		}
+		if !strings.Contains(log.creq, "\nx-dci-date:20300102T030405Z\n") || !strings.Contains(got["X-Dci-Auth"], "SignedHeaders=host;x-amz-date;x-dci-date,") {
+			t.Errorf("the API's date header is not signed: %q / %q", log.creq, got["X-Dci-Auth"])
+		}
+		// It is plain SigV4 of the request as sent, with the API's date header on it.
+		plain := *p
+		plain.now = renamed.now
+		req.Headers = map[string]string{"X-DCI-Date": got["X-Dci-Date"]}
+		want, err := plain.Sign(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["X-Dci-Auth"] != want["Authorization"] {
+			t.Errorf("renamed signature %q differs from SigV4's %q", got["X-Dci-Auth"], want["Authorization"])
+		}
+	})
+
 	t.Run("a Host header stands for the URL's host", func(t *testing.T) {
 		if _, err := p.Sign(ctx, providers.SignRequest{Method: "GET", URL: "http://10.0.0.1:8080/", Headers: map[string]string{"host": "api.example.com"}}); err != nil {
 			t.Fatal(err)
