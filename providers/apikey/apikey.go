@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/authagent/authagent/providers"
 )
@@ -32,11 +33,11 @@ const Name = "apikey"
 var defaultHeaders = map[string]string{"Authorization": "Bearer {secret}"}
 
 var (
-	placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+	placeholderRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{[^{}]*\}`) })
 	// RFC 9110 token characters.
-	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	headerNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") })
 	// gRPC metadata keys: lowercase letters, digits, '-', '_', '.'.
-	metadataKeyRE = regexp.MustCompile(`^[0-9a-z_.-]+$`)
+	metadataKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-z_.-]+$`) })
 )
 
 // Provider serves a static API key (mode "headers").
@@ -78,7 +79,7 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 		headers = defaultHeaders
 	}
 	for name, tmpl := range headers {
-		if !headerNameRE.MatchString(name) {
+		if !headerNameRE().MatchString(name) {
 			return nil, &providers.ConfigError{Key: "headers", Message: fmt.Sprintf("%q is not a valid HTTP header name", name)}
 		}
 		if err := checkTemplate(tmpl); err != nil {
@@ -95,7 +96,7 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 	md := make(map[string]string, len(metadata))
 	for key, tmpl := range metadata {
 		lk := strings.ToLower(key)
-		if !metadataKeyRE.MatchString(lk) || strings.HasSuffix(lk, "-bin") || strings.HasPrefix(lk, "grpc-") {
+		if !metadataKeyRE().MatchString(lk) || strings.HasSuffix(lk, "-bin") || strings.HasPrefix(lk, "grpc-") {
 			return nil, &providers.ConfigError{Key: "metadata", Message: fmt.Sprintf("%q is not a usable gRPC metadata key (lowercase letters, digits, '-', '_', '.'; not grpc-* or *-bin)", key)}
 		}
 		if err := checkTemplate(tmpl); err != nil {
@@ -110,7 +111,7 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 }
 
 func checkTemplate(t string) error {
-	for _, ph := range placeholderRE.FindAllString(t, -1) {
+	for _, ph := range placeholderRE().FindAllString(t, -1) {
 		if ph != "{secret}" && ph != "{key_id}" {
 			return fmt.Errorf("unknown placeholder %s: use {key_id} or {secret}", ph)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,7 +23,7 @@ const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 
 // scopePartRE is what a region or service may hold: they go into the credential scope
 // "date/region/service/aws4_request" of the Authorization header.
-var scopePartRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+var scopePartRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]+$`) })
 
 // SigV4 signs requests with the AWS Signature Version 4 algorithm, using the key id as the
 // access key id and the stored secret as the secret access key. The secret never leaves the
@@ -60,12 +61,12 @@ func newSigV4(cfg *providers.ProfileConfig, env providers.Env) (*SigV4, error) {
 		if v == "" {
 			return nil, &providers.ConfigError{Key: key, Message: "required: it is part of the signature's credential scope (e.g. region = \"us-east-1\", service = \"execute-api\")"}
 		}
-		if !scopePartRE.MatchString(v) {
+		if !scopePartRE().MatchString(v) {
 			return nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' only", v)}
 		}
 	}
 	for key, v := range map[string]string{"date_header": cfg.DateHeader, "auth_header": cfg.AuthHeader} {
-		if v != "" && !headerNameRE.MatchString(v) {
+		if v != "" && !headerNameRE().MatchString(v) {
 			return nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("%q is not a valid HTTP header name", v)}
 		}
 	}
@@ -120,7 +121,7 @@ func (p *SigV4) Sign(ctx context.Context, req providers.SignRequest) (map[string
 	if method == "" {
 		method = http.MethodGet
 	}
-	if !headerNameRE.MatchString(method) {
+	if !headerNameRE().MatchString(method) {
 		return nil, providers.Mark(providers.ErrInvalidRequest, fmt.Errorf("%q is not an HTTP method", method))
 	}
 	u, err := url.Parse(req.URL)
@@ -135,7 +136,7 @@ func (p *SigV4) Sign(ctx context.Context, req providers.SignRequest) (map[string
 	}
 	hr := &http.Request{Method: method, URL: u, Host: u.Host, Header: make(http.Header, len(req.Headers))}
 	for name, value := range req.Headers {
-		if !headerNameRE.MatchString(name) {
+		if !headerNameRE().MatchString(name) {
 			return nil, providers.Mark(providers.ErrInvalidRequest, fmt.Errorf("%q is not a valid HTTP header name", name))
 		}
 		if providers.HasControl(value) {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -162,17 +163,17 @@ const redacted = "[redacted]"
 var (
 	// jwtRE matches JWTs (JWS and JWE compact forms): their header is base64url JSON, so it
 	// starts with "eyJ".
-	jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+`)
+	jwtRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+`) })
 	// runRE matches long runs of base64, base64url or hex characters.
-	runRE = regexp.MustCompile(`[A-Za-z0-9+/_-]{20,}=*`)
+	runRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[A-Za-z0-9+/_-]{20,}=*`) })
 )
 
 // scrub replaces what looks like a token in s with [redacted]: JWTs, and runs of 20 or more
 // base64 or hex characters that mix letters and digits or cases (secrets do; words, paths
 // and snake_case names mostly do not), or are all digits.
 func scrub(s string) string {
-	s = jwtRE.ReplaceAllString(s, redacted)
-	return runRE.ReplaceAllStringFunc(s, func(run string) string {
+	s = jwtRE().ReplaceAllString(s, redacted)
+	return runRE().ReplaceAllStringFunc(s, func(run string) string {
 		var upper, lower, digit, other bool
 		for _, c := range run {
 			switch {
