@@ -43,6 +43,12 @@ type Agent struct {
 	mu       sync.Mutex // guards profiles, cfg and editing the config file
 	cfg      *Config
 	profiles map[string]*profile
+
+	grantsMu sync.Mutex
+	grants   map[string]*sync.Mutex // see grantLock
+
+	pendingMu sync.Mutex
+	pending   map[string]string // secrets the store refused, by account; see secretView
 }
 
 // validProfileName: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'.
@@ -103,12 +109,24 @@ func New(opts Options) (*Agent, error) {
 
 // Close stops all timers, cancels fetches in flight and ends every event subscription.
 func (a *Agent) Close() {
-	a.cancel()
 	a.mu.Lock()
+	ps := make([]*profile, 0, len(a.profiles))
 	for _, p := range a.profiles {
-		p.stop()
+		ps = append(ps, p)
 	}
 	a.mu.Unlock()
+	// Fetches in flight may hold a rotated refresh token the IdP already issued: let them
+	// save it before their context goes.
+	deadline := time.After(flushTimeout)
+	for _, p := range ps {
+		if f := p.stop(); f != nil {
+			select {
+			case <-f.done:
+			case <-deadline:
+			}
+		}
+	}
+	a.cancel()
 	a.bus.closeAll()
 }
 
@@ -145,7 +163,7 @@ func (a *Agent) build(name string, pc *providers.ProfileConfig) (*profile, error
 	}
 	prov, err := factory(pc, providers.Env{
 		Name:       name,
-		Secrets:    scopedSecrets{store: a.store, prefix: name + "/"},
+		Secrets:    secretView{a: a, prefix: name + "/"},
 		HTTPClient: a.opts.HTTPClient,
 		Logger:     a.log.With("profile", name),
 		Now:        a.clock.Now,
@@ -333,7 +351,6 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	old := a.profiles[name]
 	a.profiles[name] = p
 	a.cfg.Profiles[name] = pc
-	a.mu.Unlock()
 	typ := EventAdded
 	if old != nil {
 		old.stop()
@@ -342,17 +359,20 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	a.log.Info("profile defined", "profile", name, "provider", pc.Provider, "secret_stored", secret != nil)
 	a.publish(typ, p.info())
 	p.start()
+	a.mu.Unlock()
 	return nil
 }
 
 // DeleteProfile removes a profile from the config file and the agent and deletes its
 // secrets from the store.
 func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
-	p, err := a.lookup(name)
-	if err != nil {
+	a.mu.Lock()
+	p := a.profiles[name]
+	if p == nil {
+		a.mu.Unlock()
+		_, err := a.lookup(name)
 		return err
 	}
-	a.mu.Lock()
 	if err := RemoveProfile(a.cfg.Path, name); err != nil && !errors.Is(err, ErrNoSuchProfile) {
 		a.mu.Unlock()
 		return fmt.Errorf("remove profile %s from %s: %w", name, a.cfg.Path, err)
@@ -361,12 +381,16 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 	delete(a.cfg.Profiles, name)
 	a.mu.Unlock()
 	p.stop()
+	// A refresh still in flight would store its rotated token after we deleted it.
+	gl := a.grantLock(name)
+	gl.Lock()
 	var errs []error
 	for _, k := range providers.AllSecretKeys {
-		if err := a.store.Delete(ctx, name+"/"+k); err != nil {
+		if err := (secretView{a: a, prefix: name + "/"}).Delete(ctx, k); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	gl.Unlock()
 	info := p.info()
 	a.log.Info("profile removed", "profile", name)
 	a.publish(EventRemoved, info)
@@ -380,14 +404,12 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 // Profiles whose configuration did not change keep their cached credentials.
 func (a *Agent) Reload() error {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	path := a.cfg.Path
-	a.mu.Unlock()
-	cfg, err := LoadConfig(path)
+	cfg, err := LoadConfig(path) // under a.mu: PutProfile edits the file under it too
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if cfg.SecretStore != a.cfg.SecretStore {
 		a.log.Warn("secret_store changed in the config; restart the agent for it to take effect")
 	}
@@ -430,22 +452,4 @@ func (a *Agent) Reload() error {
 	a.cfg = cfg
 	a.log.Info("config reloaded", "path", path, "profiles", len(next), "changed", len(fresh))
 	return nil
-}
-
-// scopedSecrets is the store as one profile sees it.
-type scopedSecrets struct {
-	store  SecretStore
-	prefix string
-}
-
-func (s scopedSecrets) Get(ctx context.Context, key string) (string, error) {
-	return s.store.Get(ctx, s.prefix+key)
-}
-
-func (s scopedSecrets) Set(ctx context.Context, key, value string) error {
-	return s.store.Set(ctx, s.prefix+key, value)
-}
-
-func (s scopedSecrets) Delete(ctx context.Context, key string) error {
-	return s.store.Delete(ctx, s.prefix+key)
 }

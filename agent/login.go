@@ -50,12 +50,13 @@ func (a *Agent) Logout(ctx context.Context, name string) error {
 	if !ok {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) has no login to end; `authagent remove %s` forgets it and its secret", name, p.cfg.Provider, name))
 	}
-	// Stop everything that could bring the session back, and let a refresh in flight
-	// finish, so it cannot save a rotated refresh token after we deleted it.
+	// Stop everything that could bring the session back: a login in progress (wait for it,
+	// it may be saving a refresh token) and a refresh in flight.
 	p.mu.Lock()
 	if p.loginCancel != nil {
 		p.loginCancel()
 	}
+	loginDone := p.loginDone
 	p.loginGen++
 	p.needsLogin = true
 	p.cred = nil
@@ -66,14 +67,20 @@ func (a *Agent) Logout(ctx context.Context, name string) error {
 	}
 	f := p.flight
 	p.mu.Unlock()
-	if f != nil {
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return ctx.Err()
+	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
+	for _, done := range []<-chan struct{}{loginDone, flightDone(f)} {
+		if done != nil {
+			select {
+			case <-done:
+			case <-wait.Done():
+			}
 		}
 	}
-	err = lo.Logout(ctx)
+	gl := a.grantLock(name)
+	gl.Lock()
+	err = lo.Logout(wait)
+	gl.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastErr = "logged out; run `authagent login " + name + "` to log in again"
@@ -101,12 +108,22 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 	}
 	lctx, cancel := context.WithTimeout(p.a.ctx, loginTimeout)
 	p.loginCancel = cancel
+	gen := p.loginGen
+	loginDone := make(chan struct{})
+	p.loginDone = loginDone
+	f := p.flight
 	p.mu.Unlock()
 
 	shown := make(chan providers.Challenge, 1)
 	ended := make(chan error, 1)
 	go func() {
+		defer close(loginDone)
 		defer cancel()
+		if f != nil {
+			<-f.done // a refresh in flight saves its token before the login replaces it
+		}
+		gl := p.a.grantLock(p.name)
+		gl.Lock()
 		cred, err := l.Login(lctx, func(c providers.Challenge) {
 			p.mu.Lock()
 			p.login = &c
@@ -114,7 +131,8 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 			p.mu.Unlock()
 			shown <- c
 		})
-		p.finishLogin(cred, err)
+		gl.Unlock()
+		p.finishLogin(gen, cred, err)
 		ended <- err
 	}()
 	select {
@@ -128,7 +146,7 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 	}
 }
 
-func (p *profile) finishLogin(cred *providers.Credential, err error) {
+func (p *profile) finishLogin(gen int, cred *providers.Credential, err error) {
 	if err == nil {
 		err = checkCredential(cred)
 	}
@@ -136,6 +154,11 @@ func (p *profile) finishLogin(cred *providers.Credential, err error) {
 	defer p.mu.Unlock()
 	p.login = nil
 	p.loginCancel = nil
+	if p.loginGen != gen {
+		// A logout came in meanwhile; it waits for us and then revokes what we stored.
+		p.notifyLocked(true)
+		return
+	}
 	now := p.a.clock.Now()
 	if err != nil {
 		p.lastErr = "login failed: " + err.Error()
@@ -147,6 +170,14 @@ func (p *profile) finishLogin(cred *providers.Credential, err error) {
 	p.a.log.Info("logged in", "profile", p.name)
 	p.succeededLocked(now, cred)
 	p.notifyLocked(true)
+}
+
+// flightDone is f's done channel, nil when there is no fetch in flight.
+func flightDone(f *flight) <-chan struct{} {
+	if f == nil {
+		return nil
+	}
+	return f.done
 }
 
 // errLoginSuperseded marks a fetch whose result a login or logout made stale.

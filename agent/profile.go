@@ -69,6 +69,7 @@ type profile struct {
 	lastErr     string
 	login       *providers.Challenge
 	loginCancel context.CancelFunc // set while a login runs
+	loginDone   chan struct{}      // closed when the last login's goroutine ended
 	loginGen    int                // bumped by every login and logout
 	stopped     bool
 	stopWatch   context.CancelFunc // ends a Watcher's watch
@@ -90,6 +91,9 @@ func newProfile(a *Agent, name string, cfg *providers.ProfileConfig, prov provid
 func (p *profile) start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
 	p.fetchLocked()
 	if w, ok := p.prov.(providers.Watcher); ok {
 		ctx, cancel := context.WithCancel(p.a.ctx)
@@ -114,18 +118,23 @@ func (p *profile) sourceChanged() {
 	p.fetchLocked()
 }
 
-// stop cancels timers; fetches in flight finish but their results are dropped.
-func (p *profile) stop() {
+// stop cancels timers, the watch and a login in progress; it returns the fetch in flight,
+// which finishes (its result is dropped) so that it can still save what it got.
+func (p *profile) stop() *flight {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopped = true
 	if p.stopWatch != nil {
 		p.stopWatch()
 	}
+	if p.loginCancel != nil {
+		p.loginCancel()
+	}
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
 	}
+	return p.flight
 }
 
 func (p *profile) info() ProfileInfo {
@@ -260,9 +269,9 @@ func (p *profile) credential(ctx context.Context, minValid time.Duration) (*Cred
 		return p.wrap(c), nil
 	}
 	switch {
-	case p.needsLogin || (p.flight == nil && !p.retryAt.IsZero() && now.Before(p.retryAt)):
-		// No fetch now: the user has to act, or we are backing off. A still-usable token
-		// is better than none.
+	case p.needsLogin || p.loginCancel != nil || (p.flight == nil && !p.retryAt.IsZero() && now.Before(p.retryAt)):
+		// No fetch now: the user has to act, a login is replacing the grant, or we are
+		// backing off. A still-usable token is better than none.
 		if usable(p.cred, now) {
 			c := p.cred
 			p.mu.Unlock()
@@ -324,7 +333,10 @@ func (p *profile) fetchLocked() *flight {
 func (p *profile) runFetch(f *flight) {
 	ctx, cancel := context.WithTimeout(p.a.ctx, max(fetchTimeout, p.cfg.Timeout.D()+5*time.Second))
 	defer cancel()
+	gl := p.a.grantLock(p.name)
+	gl.Lock()
 	cred, err := p.prov.Fetch(ctx)
+	gl.Unlock()
 	if err == nil {
 		err = checkCredential(cred)
 	}
@@ -405,16 +417,19 @@ func (p *profile) scheduleLocked(d time.Duration) {
 	if p.timer != nil {
 		p.timer.Stop()
 	}
-	p.timer = p.a.clock.AfterFunc(d, func() {
+	var t Timer
+	t = p.a.clock.AfterFunc(d, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if p.stopped || p.needsLogin {
+		// A timer that fired while p.mu was held may have been replaced meanwhile.
+		if p.timer != t || p.stopped || p.needsLogin || p.loginCancel != nil {
 			return
 		}
 		p.timer = nil
 		p.retryAt = time.Time{}
 		p.fetchLocked()
 	})
+	p.timer = t
 }
 
 func (p *profile) reject() {
