@@ -40,6 +40,10 @@ type ExecCredential struct {
 // ExecCredentialSpec is what kubectl passes in KUBERNETES_EXEC_INFO.
 type ExecCredentialSpec struct {
 	Interactive bool `json:"interactive"`
+	// Cluster is sent when the kubeconfig sets provideClusterInfo: true.
+	Cluster *struct {
+		Server string `json:"server"`
+	} `json:"cluster,omitempty"`
 }
 
 // ExecCredentialState carries the token.
@@ -51,27 +55,39 @@ type ExecCredentialState struct {
 // ExecCredentialAPIVersion is the version authagent answers in.
 const ExecCredentialAPIVersion = "client.authentication.k8s.io/v1"
 
-// ParseExecInfo reads KUBERNETES_EXEC_INFO; an empty value means kubectl did not send
-// one (older kubectl, or run by hand), which counts as interactive.
-func ParseExecInfo(raw string) (ExecCredentialSpec, error) {
+// ParseExecInfo reads KUBERNETES_EXEC_INFO: the ExecCredential kubectl sends, whose
+// apiVersion the answer must repeat. An empty value means kubectl did not send one (run by
+// hand), which counts as interactive and v1.
+func ParseExecInfo(raw string) (ExecCredential, error) {
 	if raw == "" {
-		return ExecCredentialSpec{Interactive: true}, nil
+		return ExecCredential{APIVersion: ExecCredentialAPIVersion, Kind: "ExecCredential", Spec: ExecCredentialSpec{Interactive: true}}, nil
 	}
 	var ec ExecCredential
 	if err := json.Unmarshal([]byte(raw), &ec); err != nil {
-		return ExecCredentialSpec{}, fmt.Errorf("KUBERNETES_EXEC_INFO is not an ExecCredential: %w", err)
+		return ExecCredential{}, fmt.Errorf("KUBERNETES_EXEC_INFO is not an ExecCredential: %w", err)
 	}
-	return ec.Spec, nil
+	switch ec.APIVersion {
+	case "":
+		ec.APIVersion = ExecCredentialAPIVersion
+	case ExecCredentialAPIVersion, "client.authentication.k8s.io/v1beta1":
+	default:
+		return ExecCredential{}, fmt.Errorf("KUBERNETES_EXEC_INFO asks for %s; authagent speaks client.authentication.k8s.io/v1 and v1beta1", ec.APIVersion)
+	}
+	return ec, nil
 }
 
-// WriteExecCredential writes the answer kubectl reads from an exec plugin.
-func WriteExecCredential(w io.Writer, token string, expires time.Time) error {
+// WriteExecCredential writes the answer kubectl reads from an exec plugin, in the
+// apiVersion kubectl asked for.
+func WriteExecCredential(w io.Writer, apiVersion, token string, expires time.Time) error {
 	st := &ExecCredentialState{Token: token}
 	if !expires.IsZero() {
 		t := expires.UTC().Truncate(time.Second)
 		st.ExpirationTimestamp = &t
 	}
-	return json.NewEncoder(w).Encode(ExecCredential{APIVersion: ExecCredentialAPIVersion, Kind: "ExecCredential", Status: st})
+	if apiVersion == "" {
+		apiVersion = ExecCredentialAPIVersion
+	}
+	return json.NewEncoder(w).Encode(ExecCredential{APIVersion: apiVersion, Kind: "ExecCredential", Status: st})
 }
 
 // DockerCredential is one credential in the Docker credential helper protocol.

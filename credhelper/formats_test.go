@@ -26,7 +26,7 @@ func TestCurlConfig(t *testing.T) {
 func TestExecCredential(t *testing.T) {
 	var b strings.Builder
 	exp := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
-	if err := WriteExecCredential(&b, "tok", exp); err != nil {
+	if err := WriteExecCredential(&b, "", "tok", exp); err != nil {
 		t.Fatal(err)
 	}
 	// The published shape: apiVersion, kind, status.token, status.expirationTimestamp.
@@ -47,10 +47,19 @@ func TestExecCredential(t *testing.T) {
 		`{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}`: false,
 		`{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":true}}`:  true,
 	} {
-		spec, err := ParseExecInfo(raw)
-		if err != nil || spec.Interactive != want {
-			t.Errorf("ParseExecInfo(%q) = %+v, %v; want interactive %v", raw, spec, err, want)
+		ec, err := ParseExecInfo(raw)
+		if err != nil || ec.Spec.Interactive != want || ec.APIVersion != ExecCredentialAPIVersion {
+			t.Errorf("ParseExecInfo(%q) = %+v, %v; want interactive %v", raw, ec, err, want)
 		}
+	}
+	ec, err := ParseExecInfo(`{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","spec":{"interactive":false,"cluster":{"server":"https://k8s.example.com:6443"}}}`)
+	if err != nil || ec.APIVersion != "client.authentication.k8s.io/v1beta1" || ec.Spec.Cluster == nil || ec.Spec.Cluster.Server != "https://k8s.example.com:6443" {
+		t.Errorf("v1beta1 with cluster info: %+v, %v", ec, err)
+	}
+	var beta strings.Builder
+	WriteExecCredential(&beta, ec.APIVersion, "tok", time.Time{})
+	if !strings.Contains(beta.String(), `"apiVersion":"client.authentication.k8s.io/v1beta1"`) {
+		t.Errorf("answer to v1beta1: %s", beta.String())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -82,6 +83,11 @@ func (p *PerRPCCredentials) GetRequestMetadata(ctx context.Context, uri ...strin
 	if c == nil {
 		p.once.Do(func() { p.fallback = &Client{} })
 		c = p.fallback
+	}
+	if len(uri) > 0 && p.AllowInsecure {
+		// grpc-go writes https:// into the URI even on a plaintext connection; ask for
+		// http:// so the agent's rule applies: plaintext only to loopback hosts.
+		uri = append([]string{"http://" + strings.TrimPrefix(uri[0], "https://")}, uri[1:]...)
 	}
 	var cred *Credential
 	var err error

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -39,19 +40,19 @@ With a signing profile (apikey sigv4) the agent signs the request instead; send 
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
 			curlArgs := args[dash:]
-			target := ""
-			for _, a := range curlArgs {
-				if strings.HasPrefix(a, "https://") || strings.HasPrefix(a, "http://") {
-					target = a
-					break
-				}
+			ca, err := credhelper.ParseCurlArgs(curlArgs)
+			if err != nil {
+				return usageError{err.Error()}
 			}
-			if target == "" {
+			if len(ca.URLs) == 0 {
 				return usageError{"no http(s):// URL among the curl arguments; authagent needs it to check where the token goes"}
 			}
+			if ca.Follow {
+				return usageError{"authagent curl does not follow redirects (-L): the headers would go wherever the server redirects"}
+			}
 			ctx := cmd.Context()
+			target := ca.URLs[0]
 			var p *ipc.Profile
-			var err error
 			if dash == 1 {
 				p, err = c.client.Profile(ctx, args[0])
 			} else {
@@ -62,7 +63,7 @@ With a signing profile (apikey sigv4) the agent signs the request instead; send 
 			}
 			var headers map[string]string
 			if p.Can("sign") {
-				req, err := curlSignRequest(curlArgs, target)
+				req, err := signRequestFor(ca)
 				if err != nil {
 					return err
 				}
@@ -70,9 +71,13 @@ With a signing profile (apikey sigv4) the agent signs the request instead; send 
 					return err
 				}
 			} else {
-				cred, err := c.client.Credential(ctx, p.Name, ipc.ForURL(target))
-				if err != nil {
-					return err
+				// Every URL curl will request gets the headers: each must be one the
+				// profile may send its token to.
+				var cred *ipc.Credential
+				for _, u := range ca.URLs {
+					if cred, err = c.client.Credential(ctx, p.Name, ipc.ForURL(u)); err != nil {
+						return err
+					}
 				}
 				headers = cred.Headers
 			}
@@ -85,52 +90,24 @@ With a signing profile (apikey sigv4) the agent signs the request instead; send 
 	}
 }
 
-// curlSignRequest works out, from curl's arguments, the request a signing profile must
-// sign: the method (-X/--request; POST when there is a body) and the body's SHA-256. Only
-// --data-binary keeps the body as it is, so it is the one way to send a signed body.
-func curlSignRequest(args []string, target string) (ipc.SignRequest, error) {
-	req := ipc.SignRequest{Method: "GET", URL: target}
-	var body []byte
-	hasBody := false
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		next := func() (string, error) {
-			if i+1 >= len(args) {
-				return "", usageError{a + " needs a value"}
-			}
-			i++
-			return args[i], nil
-		}
-		switch {
-		case a == "-X" || a == "--request":
-			v, err := next()
-			if err != nil {
-				return req, err
-			}
-			req.Method = strings.ToUpper(v)
-		case a == "--data-binary":
-			v, err := next()
-			if err != nil {
-				return req, err
-			}
-			hasBody = true
-			if strings.HasPrefix(v, "@") {
-				if body, err = os.ReadFile(v[1:]); err != nil {
-					return req, err
-				}
-			} else {
-				body = []byte(v)
-			}
-		case a == "-d" || strings.HasPrefix(a, "--data") || a == "-F" || strings.HasPrefix(a, "--form") || a == "--json" || a == "-T" || a == "--upload-file":
-			return req, usageError{fmt.Sprintf("with a signing profile, send a body with --data-binary (curl changes what %s sends, and the signature covers the body)", a)}
-		}
+// signRequestFor is the request a signing profile signs for a curl command line: its
+// method and the SHA-256 of the body --data-binary sends.
+func signRequestFor(ca *credhelper.CurlArgs) (ipc.SignRequest, error) {
+	method, err := ca.SignedMethod()
+	if err != nil {
+		return ipc.SignRequest{}, usageError{err.Error()}
 	}
-	if hasBody && req.Method == "GET" {
-		req.Method = "POST"
+	var body []byte
+	switch {
+	case ca.BodyFile != "":
+		if body, err = os.ReadFile(ca.BodyFile); err != nil {
+			return ipc.SignRequest{}, err
+		}
+	case ca.Body != nil:
+		body = []byte(*ca.Body)
 	}
 	sum := sha256.Sum256(body)
-	req.BodySHA256 = hex.EncodeToString(sum[:])
-	return req, nil
+	return ipc.SignRequest{Method: method, URL: ca.URLs[0], BodySHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 // runCurl runs curl with conf readable on fd 3 and passes its exit status through.
@@ -156,6 +133,9 @@ func runCurl(conf string, args []string) error {
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return exitStatus{128 + int(ws.Signal())} // as a shell reports it
+		}
 		return exitStatus{ee.ExitCode()}
 	}
 	return err
@@ -177,23 +157,27 @@ When kubectl says the session is interactive and the profile needs a login, the 
 login runs with its prompts on stderr; otherwise the command fails with a message.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := credhelper.ParseExecInfo(os.Getenv("KUBERNETES_EXEC_INFO"))
+			info, err := credhelper.ParseExecInfo(os.Getenv("KUBERNETES_EXEC_INFO"))
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			cred, err := c.client.Credential(ctx, args[0])
+			var opts []ipc.CredentialOption
+			if info.Spec.Cluster != nil && info.Spec.Cluster.Server != "" {
+				opts = append(opts, ipc.ForURL(info.Spec.Cluster.Server)) // the token goes only to the profile's hosts
+			}
+			cred, err := c.client.Credential(ctx, args[0], opts...)
 			var ae *ipc.Error
-			if errors.As(err, &ae) && ae.Code == ipc.CodeNeedsLogin && spec.Interactive {
+			if errors.As(err, &ae) && ae.Code == ipc.CodeNeedsLogin && info.Spec.Interactive {
 				if err := login(ctx, c.client, args[0], true, os.Stderr); err != nil {
 					return err
 				}
-				cred, err = c.client.Credential(ctx, args[0])
+				cred, err = c.client.Credential(ctx, args[0], opts...)
 			}
 			if err != nil {
 				return err
 			}
-			return credhelper.WriteExecCredential(os.Stdout, cred.Token, expiresOf(cred))
+			return credhelper.WriteExecCredential(os.Stdout, info.APIVersion, cred.Token, expiresOf(cred))
 		},
 	}
 }
@@ -215,7 +199,9 @@ func newDockerCredentialCmd(c *cli) *cobra.Command {
 				server := strings.TrimSpace(string(in))
 				cred, err := c.client.CredentialForURL(ctx, dockerURL(server))
 				var ae *ipc.Error
-				if errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile {
+				if err != nil && (errors.Is(err, ipc.ErrNoAgent) || errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile) {
+					// Not ours, or no agent: Docker goes on without credentials (public
+					// images still pull).
 					if args[0] == "erase" {
 						return nil
 					}
@@ -223,7 +209,8 @@ func newDockerCredentialCmd(c *cli) *cobra.Command {
 					return exitStatus{1}
 				}
 				if err != nil {
-					return err
+					fmt.Println(oneLine(err.Error())) // Docker shows the helper's stdout, not its stderr
+					return exitStatus{1}
 				}
 				if args[0] == "erase" {
 					return c.client.Reject(ctx, cred.Profile)

@@ -81,11 +81,23 @@ kinds read one (e.g. an OAuth client secret) only with --secret.`,
 	f.StringVar(&spec.DateHeader, "date-header", "", "apikey sigv4: the API's own name for the signed date header")
 	f.StringVar(&spec.AuthHeader, "auth-header", "", "apikey sigv4: the API's own name for the Authorization header")
 	f.StringVar(&spec.DeviceAuthURL, "device-auth-url", "", "devicecode: device authorization endpoint, when not discovered")
+	f.StringVar(&spec.RevocationURL, "revocation-url", "", "devicecode: RFC 7009 revocation endpoint, when not discovered")
+	f.Var((*durationFlag)(&spec.RefreshBefore), "refresh-before", "refresh this long before expiry instead of at 75% of the lifetime")
+	f.Var((*durationFlag)(&spec.MinValid), "min-valid", "default min_valid of requests for this profile")
 	f.StringVar(&spec.File, "file", "", "externaljwt: file holding the token")
 	f.StringArrayVar(&spec.Command, "command", nil, "externaljwt: command argv, one --command per word")
 	f.BoolVar(&noSecret, "no-secret", false, "do not read a secret (keep the stored one)")
 	f.BoolVar(&withSecret, "secret", false, "read a secret for this profile (stdin or prompt)")
 	return cmd
+}
+
+// durationFlag lets a providers.Duration be a flag.
+type durationFlag providers.Duration
+
+func (d *durationFlag) String() string { return providers.Duration(*d).D().String() }
+func (d *durationFlag) Type() string   { return "duration" }
+func (d *durationFlag) Set(s string) error {
+	return (*providers.Duration)(d).UnmarshalText([]byte(s))
 }
 
 func keyValues(flag string, items []string) (map[string]string, error) {

@@ -111,7 +111,10 @@ func (p *Provider) endpoints(ctx context.Context) (*endpoints, error) {
 	if ep.DeviceAuthURL == "" {
 		return nil, fmt.Errorf("the identity provider at %s does not offer the device flow (no device_authorization_endpoint in its discovery document)", p.cfg.Issuer)
 	}
-	for _, u := range []string{ep.DeviceAuthURL, ep.TokenURL} {
+	for _, u := range []string{ep.DeviceAuthURL, ep.TokenURL, ep.Revocation} {
+		if u == "" {
+			continue
+		}
 		if err := providers.CheckEndpoint(u); err != nil {
 			return nil, fmt.Errorf("discovered endpoint %w", err)
 		}
@@ -157,7 +160,13 @@ func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*
 	if err != nil {
 		return nil, err
 	}
-	da, err := c.DeviceAuth(p.ctx(ctx), p.extraParams()...)
+	authOpts := p.extraParams()
+	if c.ClientSecret != "" {
+		// x/oauth2 sends only client_id to the device endpoint; a confidential client
+		// must authenticate there too (RFC 8628 §3.1).
+		authOpts = append(authOpts, oauth2.SetAuthURLParam("client_secret", c.ClientSecret))
+	}
+	da, err := c.DeviceAuth(p.ctx(ctx), authOpts...)
 	if err != nil {
 		return nil, p.explain("start the device login", err)
 	}
