@@ -197,7 +197,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"too large, chunked", "PUT", "/v1/profiles/x", io.MultiReader(strings.NewReader(big)), 413, CodeTooLarge},
 		{"bad min_valid", "GET", "/v1/profiles/hub/credential?min_valid=soon", nil, 400, CodeBadRequest},
 		{"no such path", "GET", "/v2/whatever", nil, 404, CodeNotFound},
-		{"wrong method", "POST", "/v1/status", nil, 404, CodeNotFound},
+		{"wrong method", "POST", "/v1/status", nil, 405, CodeMethodNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, code := raw(t, e.sock, tc.method, tc.path, "application/json", tc.body)

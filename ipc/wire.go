@@ -113,17 +113,18 @@ type Signature struct {
 
 // API error codes.
 const (
-	CodeBadRequest     = "bad_request"
-	CodeNeedsLogin     = "needs_login"
-	CodeForbidden      = "forbidden"
-	CodeUnknownProfile = "unknown_profile"
-	CodeNoProfile      = "no_profile"
-	CodeNotFound       = "not_found"
-	CodeLoginPending   = "login_pending"
-	CodeTooLarge       = "too_large"
-	CodeProviderError  = "provider_error"
-	CodeUnavailable    = "unavailable"
-	CodeInternal       = "internal"
+	CodeBadRequest       = "bad_request"
+	CodeNeedsLogin       = "needs_login"
+	CodeForbidden        = "forbidden"
+	CodeUnknownProfile   = "unknown_profile"
+	CodeNoProfile        = "no_profile"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeLoginPending     = "login_pending"
+	CodeTooLarge         = "too_large"
+	CodeProviderError    = "provider_error"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
 )
 
 // Error is an API error. The client returns it for every non-2xx answer; use errors.As.
