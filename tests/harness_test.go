@@ -214,6 +214,42 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
 </busconfig>
 `
 
+// runBus starts a private dbus-daemon (busConfig) with its socket in dir and returns its
+// address; it stops with the test.
+func runBus(t testing.TB, dir string, environ []string, log *syncBuffer) string {
+	t.Helper()
+	conf := filepath.Join(dir, "bus.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, filepath.Join(dir, "bus")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bus := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--print-address=1")
+	bus.Env = environ
+	bus.Stderr = log
+	out, err := bus.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := startProcess(t, bus)
+	addr := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		addr <- strings.TrimSpace(line)
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case a := <-addr:
+		if a == "" {
+			t.Fatalf("dbus-daemon printed no address; its output:\n%s", log)
+		}
+		return a
+	case <-proc.done:
+		t.Fatalf("dbus-daemon exited (%v):\n%s", proc.err, log)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("dbus-daemon printed no address within 15s:\n%s", log)
+	}
+	return ""
+}
+
 func startSession(t testing.TB) *session {
 	t.Helper()
 	needTools(t, "dbus-daemon", "gnome-keyring-daemon", "secret-tool")
@@ -228,36 +264,7 @@ func startSession(t testing.TB) *session {
 			t.Fatal(err)
 		}
 	}
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, filepath.Join(dir, "bus")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	bus := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--print-address=1")
-	bus.Env = s.environ()
-	bus.Stderr = s.log
-	out, err := bus.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	busProc := startProcess(t, bus)
-	addr := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		addr <- strings.TrimSpace(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case a := <-addr:
-		if a == "" {
-			t.Fatalf("dbus-daemon printed no address; its output:\n%s", s.log)
-		}
-		s.vars["DBUS_SESSION_BUS_ADDRESS"] = a
-	case <-busProc.done:
-		t.Fatalf("dbus-daemon exited (%v):\n%s", busProc.err, s.log)
-	case <-time.After(15 * time.Second):
-		t.Fatalf("dbus-daemon printed no address within 15s:\n%s", s.log)
-	}
+	s.vars["DBUS_SESSION_BUS_ADDRESS"] = runBus(t, dir, s.environ(), s.log)
 
 	// --unlock reads the password of the login keyring from stdin and creates the keyring
 	// when it does not exist yet; --foreground keeps it our child so Cleanup can stop it.

@@ -1,10 +1,8 @@
 package tests
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,38 +24,7 @@ import (
 func startBus(t testing.TB) string {
 	t.Helper()
 	needTools(t, "dbus-daemon")
-	dir := shortTempDir(t)
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, filepath.Join(dir, "bus")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log := &syncBuffer{}
-	bus := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--print-address=1")
-	bus.Env = []string{"PATH=" + os.Getenv("PATH")}
-	bus.Stderr = log
-	out, err := bus.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc := startProcess(t, bus)
-	addr := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		addr <- strings.TrimSpace(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case a := <-addr:
-		if a == "" {
-			t.Fatalf("dbus-daemon printed no address:\n%s", log)
-		}
-		return a
-	case <-proc.done:
-		t.Fatalf("dbus-daemon exited (%v):\n%s", proc.err, log)
-	case <-time.After(15 * time.Second):
-		t.Fatalf("dbus-daemon printed no address within 15s:\n%s", log)
-	}
-	return ""
+	return runBus(t, shortTempDir(t), []string{"PATH=" + os.Getenv("PATH")}, &syncBuffer{})
 }
 
 // busConn connects the test to the bus at addr.
