@@ -14,36 +14,10 @@ import (
 	"time"
 
 	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/providertest"
 )
 
-type memSecrets struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (s *memSecrets) Get(_ context.Context, k string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	if !ok {
-		return "", providers.ErrSecretNotFound
-	}
-	return v, nil
-}
-
-func (s *memSecrets) Set(_ context.Context, k, v string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[k] = v
-	return nil
-}
-
-func (s *memSecrets) Delete(_ context.Context, k string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, k)
-	return nil
-}
+type memSecrets = providertest.Secrets
 
 // fakeIdP is a hand-written OAuth server for fault injection. token answers each token
 // request; polls counts them.
@@ -117,9 +91,9 @@ func newProvider(t *testing.T, f *fakeIdP, discovery bool, secrets map[string]st
 	} else {
 		cfg.DeviceAuthURL, cfg.TokenURL, cfg.RevocationURL = f.URL+"/device", f.URL+"/token", f.URL+"/revoke"
 	}
-	s := &memSecrets{m: secrets}
-	if s.m == nil {
-		s.m = map[string]string{}
+	s := &memSecrets{M: secrets}
+	if s.M == nil {
+		s.M = map[string]string{}
 	}
 	p, err := New(cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}})
 	if err != nil {
@@ -373,8 +347,8 @@ func TestLogoutRevokes(t *testing.T) {
 	if fmt.Sprint(f.revoked) != "[rt1]" {
 		t.Errorf("revoked %v, want [rt1]", f.revoked)
 	}
-	if len(s.m) != 0 {
-		t.Errorf("secrets left after logout: %v", s.m)
+	if len(s.M) != 0 {
+		t.Errorf("secrets left after logout: %v", s.M)
 	}
 }
 
@@ -396,7 +370,7 @@ func TestConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			cfg.Provider = Name
-			_, err := New(&cfg, providers.Env{Secrets: &memSecrets{m: map[string]string{}}})
+			_, err := New(&cfg, providers.Env{Secrets: &memSecrets{M: map[string]string{}}})
 			var ce *providers.ConfigError
 			switch {
 			case tc.wantKey == "" && err != nil:

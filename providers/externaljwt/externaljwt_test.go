@@ -24,40 +24,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/providertest"
 )
 
-// memSecrets is a providers.Secrets in memory.
-type memSecrets struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (s *memSecrets) Get(_ context.Context, key string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[key]
-	if !ok {
-		return "", fmt.Errorf("get %s: %w", key, providers.ErrSecretNotFound)
-	}
-	return v, nil
-}
-
-func (s *memSecrets) Set(_ context.Context, key, value string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[string]string)
-	}
-	s.m[key] = value
-	return nil
-}
-
-func (s *memSecrets) Delete(_ context.Context, key string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, key)
-	return nil
-}
+type memSecrets = providertest.Secrets
 
 // clock is a settable Env.Now.
 type clock struct {
