@@ -346,7 +346,7 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	a.mu.Lock()
 	if err := WriteProfile(a.cfg.Path, name, pc); err != nil {
 		a.mu.Unlock()
-		return fmt.Errorf("write profile %s to %s: %w", name, a.cfg.Path, err)
+		return providers.Mark(ErrUnavailable, fmt.Errorf("write profile %s to %s: %w", name, a.cfg.Path, err))
 	}
 	old := a.profiles[name]
 	a.profiles[name] = p
@@ -375,7 +375,7 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 	}
 	if err := RemoveProfile(a.cfg.Path, name); err != nil && !errors.Is(err, ErrNoSuchProfile) {
 		a.mu.Unlock()
-		return fmt.Errorf("remove profile %s from %s: %w", name, a.cfg.Path, err)
+		return providers.Mark(ErrUnavailable, fmt.Errorf("remove profile %s from %s: %w", name, a.cfg.Path, err))
 	}
 	delete(a.profiles, name)
 	delete(a.cfg.Profiles, name)

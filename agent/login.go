@@ -87,7 +87,7 @@ func (a *Agent) Logout(ctx context.Context, name string) error {
 	p.notifyLocked(true)
 	a.log.Info("logged out", "profile", name, "error", err)
 	if err != nil {
-		return fmt.Errorf("profile %s: %w", name, err)
+		return providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", name, err))
 	}
 	return nil
 }
