@@ -372,15 +372,14 @@ func TestTrayMenuLoginOverDBus(t *testing.T) {
 	if v, err := sni.GetProperty("org.kde.StatusNotifierItem.Id"); err != nil || v.Value() != "authagent" {
 		t.Errorf("Id = %v (%v), want authagent", v, err)
 	}
-	var pixmaps []struct {
-		W, H int32
-		Pix  []byte
-	}
-	if v, err := sni.GetProperty("org.kde.StatusNotifierItem.IconPixmap"); err != nil {
-		t.Errorf("IconPixmap: %v", err)
-	} else if err := dbus.Store([]any{v.Value()}, &pixmaps); err != nil || len(pixmaps) != 1 || pixmaps[0].W != 22 || len(pixmaps[0].Pix) != 22*22*4 {
-		t.Errorf("IconPixmap: %d pixmaps (%v), want one of 22×22", len(pixmaps), err)
-	}
+	waitFor(t, "one 22×22 icon pixmap", func() bool {
+		var pixmaps []struct {
+			W, H int32
+			Pix  []byte
+		}
+		v, err := sni.GetProperty("org.kde.StatusNotifierItem.IconPixmap")
+		return err == nil && dbus.Store([]any{v.Value()}, &pixmaps) == nil && len(pixmaps) == 1 && pixmaps[0].W == 22 && len(pixmaps[0].Pix) == 22*22*4
+	})
 
 	// The profile needs a login: the menu says so and offers it; one notification says so.
 	// (The first GetLayout may leave out submenus: fyne systray's workaround for
@@ -394,9 +393,11 @@ func TestTrayMenuLoginOverDBus(t *testing.T) {
 		t.Errorf("\"Log in to all that need it\" is disabled while work needs a login")
 	}
 	waitFor(t, "the \"log in to work\" notification", func() bool { return len(notes.find("Log in to work")) > 0 })
-	if tip, err := sni.GetProperty("org.kde.StatusNotifierItem.ToolTip"); err != nil || !strings.Contains(fmt.Sprint(tip.Value()), "work needs login") {
-		t.Errorf("ToolTip = %v (%v), want the profile's state", tip, err)
-	}
+	// The tooltip is set after the menu; wait for it rather than read it once.
+	waitFor(t, "a tooltip that says work needs a login", func() bool {
+		tip, err := sni.GetProperty("org.kde.StatusNotifierItem.ToolTip")
+		return err == nil && strings.Contains(fmt.Sprint(tip.Value()), "work needs login")
+	})
 
 	menu.click(t, login)
 
