@@ -214,6 +214,12 @@ func startPanel(t testing.TB, d *display, busAddr string) {
 	panel := exec.Command("xfce4-panel")
 	panel.Env, panel.Stdout, panel.Stderr = env, log, log
 	startProcess(t, panel)
+	// The tray registers with the panel's StatusNotifierWatcher once, at start: wait until
+	// the panel offers it, as a desktop session would have before autostart runs the tray.
+	waitFor(t, "the panel's StatusNotifierWatcher on the bus", func() bool {
+		return runIn(t, env, dir, "", "dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+			"/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner", "string:org.kde.StatusNotifierWatcher").code == 0
+	})
 }
 
 // loginDevice logs profile name in as a user would with `authagent login`, approving the
