@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -12,21 +13,46 @@ import (
 // CurlConfig renders headers as a curl config file (curl -K): one header line each,
 // quoted and escaped as curl's config syntax wants.
 func CurlConfig(headers map[string]string) (string, error) {
-	names := make([]string, 0, len(headers))
-	for k := range headers {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var b strings.Builder
-	for _, k := range names {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\t", `\t`)
+	for _, k := range sortedKeys(headers) {
 		line := k + ": " + headers[k]
 		if strings.ContainsAny(line, "\r\n\x00") {
 			return "", fmt.Errorf("header %s holds a line break or NUL", k)
 		}
-		r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\t", `\t`)
 		fmt.Fprintf(&b, "header = \"%s\"\n", r.Replace(line))
 	}
 	return b.String(), nil
+}
+
+// HeaderLines renders headers as sorted "Name: value" lines, the form curl -H @- reads.
+func HeaderLines(headers map[string]string) (string, error) {
+	var b strings.Builder
+	for _, k := range sortedKeys(headers) {
+		if strings.ContainsAny(k+headers[k], "\r\n\x00") {
+			return "", fmt.Errorf("header %s holds a line break or NUL", k)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", k, headers[k])
+	}
+	return b.String(), nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// DockerServerURL turns what Docker passes a helper ("registry.example.com",
+// "https://index.docker.io/v1/") into a URL for choosing a profile.
+func DockerServerURL(server string) string {
+	if strings.Contains(server, "://") {
+		return server
+	}
+	return (&url.URL{Scheme: "https", Host: server, Path: "/"}).String()
 }
 
 // ExecCredential is kubectl's client.authentication.k8s.io/v1 ExecCredential.

@@ -70,3 +70,21 @@ func TestBazelResponse(t *testing.T) {
 		t.Errorf("got %s", b)
 	}
 }
+
+func TestHeaderLinesAndDockerURL(t *testing.T) {
+	got, err := HeaderLines(map[string]string{"X-B": "2", "Authorization": "Bearer t"})
+	if err != nil || got != "Authorization: Bearer t\nX-B: 2\n" {
+		t.Errorf("HeaderLines = %q, %v", got, err)
+	}
+	if _, err := HeaderLines(map[string]string{"X": "a\r\nEvil: b"}); err == nil {
+		t.Error("a value with a line break was rendered")
+	}
+	for in, want := range map[string]string{
+		"registry.example.com":        "https://registry.example.com/",
+		"https://index.docker.io/v1/": "https://index.docker.io/v1/",
+	} {
+		if got := DockerServerURL(in); got != want {
+			t.Errorf("DockerServerURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -75,6 +76,29 @@ func ReadGitRequest(r io.Reader) (*GitRequest, error) {
 func (r *GitRequest) URL() string {
 	u := url.URL{Scheme: r.Protocol, Host: r.Host, Path: "/" + r.Path}
 	return u.String()
+}
+
+// Refused is the token git reports a server refused, with erase: the password, or the
+// credential of an authtype answer; "" when git sent neither.
+func (r *GitRequest) Refused() string {
+	if r.Password != "" {
+		return r.Password
+	}
+	return r.Credential
+}
+
+// GitHelperKeys are the git config keys that make a credential helper apply to host:
+// https://host, and http://host too when host is loopback (where plain http is allowed).
+func GitHelperKeys(host string) []string {
+	keys := []string{"credential.https://" + host + ".helper"}
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	if ip := net.ParseIP(strings.Trim(h, "[]")); h == "localhost" || (ip != nil && ip.IsLoopback()) {
+		keys = append(keys, "credential.http://"+host+".helper")
+	}
+	return keys
 }
 
 // Has reports whether git announced a capability.

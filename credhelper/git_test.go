@@ -83,3 +83,22 @@ func TestWriteGitAnswer(t *testing.T) {
 		t.Errorf("a token with a line break: err %v, wrote %q", err, b.String())
 	}
 }
+
+func TestGitHelperKeysAndRefused(t *testing.T) {
+	for host, want := range map[string][]string{
+		"git.example.com": {"credential.https://git.example.com.helper"},
+		"127.0.0.1:8080":  {"credential.https://127.0.0.1:8080.helper", "credential.http://127.0.0.1:8080.helper"},
+		"localhost":       {"credential.https://localhost.helper", "credential.http://localhost.helper"},
+		"*.corp.example":  {"credential.https://*.corp.example.helper"},
+	} {
+		if diff := cmp.Diff(want, GitHelperKeys(host)); diff != "" {
+			t.Errorf("GitHelperKeys(%q) (-want +got):\n%s", host, diff)
+		}
+	}
+	if r := (&GitRequest{Password: "p", Credential: "c"}).Refused(); r != "p" {
+		t.Errorf("Refused = %q, want the password", r)
+	}
+	if r := (&GitRequest{Credential: "c"}).Refused(); r != "c" {
+		t.Errorf("Refused = %q, want the authtype credential", r)
+	}
+}

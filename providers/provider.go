@@ -149,3 +149,19 @@ type marked struct {
 }
 
 func (m marked) Unwrap() []error { return []error{m.error, m.kind} }
+
+// TokenCredential is the credential for an access token sent as "Authorization: TYPE
+// TOKEN", in HTTP headers and gRPC metadata alike. An empty tokenType means Bearer.
+func TokenCredential(tokenType, token string, expiresAt time.Time) *Credential {
+	if tokenType == "" {
+		tokenType = "Bearer"
+	}
+	value := tokenType + " " + token
+	return &Credential{
+		TokenType: tokenType,
+		Token:     token,
+		ExpiresAt: expiresAt,
+		Headers:   map[string]string{"Authorization": value},
+		Metadata:  map[string]string{"authorization": value},
+	}
+}

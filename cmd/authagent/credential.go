@@ -7,13 +7,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/authagent/authagent/credhelper"
 	"github.com/authagent/authagent/ipc"
 	"github.com/authagent/authagent/providers/apikey"
 )
@@ -228,16 +228,11 @@ agent; only the SHA-256 of the body is sent to it.`,
 
 // printHeaders writes headers as sorted 'Name: value' lines.
 func printHeaders(h map[string]string) error {
-	names := make([]string, 0, len(h))
-	for k := range h {
-		names = append(names, k)
+	lines, err := credhelper.HeaderLines(h)
+	if err != nil {
+		return err
 	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, k := range names {
-		fmt.Fprintf(&b, "%s: %s\n", k, h[k])
-	}
-	_, err := os.Stdout.WriteString(b.String())
+	_, err = os.Stdout.WriteString(lines)
 	return err
 }
 

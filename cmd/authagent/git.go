@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"sort"
@@ -59,11 +58,7 @@ func gitCredential(cmd *cobra.Command, client *ipc.Client, op string, in io.Read
 		return nil
 	}
 	if op == "erase" {
-		refused := req.Password
-		if refused == "" {
-			refused = req.Credential
-		}
-		if refused != "" && refused != cred.Token {
+		if refused := req.Refused(); refused != "" && refused != cred.Token {
 			return nil // the agent moved on to a newer token already; keep that one
 		}
 		if err := client.Reject(ctx, cred.Profile); err != nil {
@@ -131,8 +126,8 @@ profile. Each entry first resets the helper list for that host, so no other help
 			}
 			for _, h := range hosts {
 				if remove {
-					for _, key := range gitHelperKeys(h) {
-						if err := gitConfig("--global", "--unset-all", key); err != nil && key == gitHelperKeys(h)[0] {
+					for _, key := range credhelper.GitHelperKeys(h) {
+						if err := gitConfig("--global", "--unset-all", key); err != nil && key == credhelper.GitHelperKeys(h)[0] {
 							return err
 						}
 						fmt.Fprintf(os.Stderr, "git: %s removed\n", key)
@@ -155,7 +150,7 @@ profile. Each entry first resets the helper list for that host, so no other help
 // setGitHelper makes the binary at self git's only credential helper for https://host,
 // and for http://host too when host is loopback (where the agent allows plain http).
 func setGitHelper(host, self string) error {
-	for _, key := range gitHelperKeys(host) {
+	for _, key := range credhelper.GitHelperKeys(host) {
 		gitConfig("--global", "--unset-all", key) // start clean; missing is fine
 		if err := gitConfig("--global", "--add", key, ""); err != nil {
 			return err
@@ -166,19 +161,6 @@ func setGitHelper(host, self string) error {
 		fmt.Fprintf(os.Stderr, "git: %s set\n", key)
 	}
 	return nil
-}
-
-// gitHelperKeys are the git config keys that make a helper apply to host.
-func gitHelperKeys(host string) []string {
-	keys := []string{"credential.https://" + host + ".helper"}
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	if ip := net.ParseIP(strings.Trim(h, "[]")); h == "localhost" || (ip != nil && ip.IsLoopback()) {
-		keys = append(keys, "credential.http://"+host+".helper")
-	}
-	return keys
 }
 
 func gitConfig(args ...string) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authagent/authagent/credhelper"
 	"github.com/authagent/authagent/packaging"
 )
 
@@ -57,7 +58,7 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 					systemctl("daemon-reload")
 				}
 				for _, h := range gitHosts {
-					for _, key := range gitHelperKeys(h) {
+					for _, key := range credhelper.GitHelperKeys(h) {
 						gitConfig("--global", "--unset-all", key)
 					}
 				}

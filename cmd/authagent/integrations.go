@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -197,7 +196,7 @@ func newDockerCredentialCmd(c *cli) *cobra.Command {
 			switch args[0] {
 			case "get", "erase":
 				server := strings.TrimSpace(string(in))
-				cred, err := c.client.CredentialForURL(ctx, dockerURL(server))
+				cred, err := c.client.CredentialForURL(ctx, credhelper.DockerServerURL(server))
 				var ae *ipc.Error
 				if err != nil && (errors.Is(err, ipc.ErrNoAgent) || errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile) {
 					// Not ours, or no agent: Docker goes on without credentials (public
@@ -236,15 +235,6 @@ func newDockerCredentialCmd(c *cli) *cobra.Command {
 			return usageError{fmt.Sprintf("unknown operation %q: want get, store, erase or list", args[0])}
 		},
 	}
-}
-
-// dockerURL turns what docker passes ("registry.example.com", "https://index.docker.io/v1/")
-// into a URL for choosing a profile.
-func dockerURL(server string) string {
-	if strings.Contains(server, "://") {
-		return server
-	}
-	return (&url.URL{Scheme: "https", Host: server, Path: "/"}).String()
 }
 
 func newBazelCredentialCmd(c *cli) *cobra.Command {

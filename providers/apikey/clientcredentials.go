@@ -110,14 +110,7 @@ func (p *ClientCredentials) credential(tok *oauth2.Token, sent time.Time) *provi
 	} else {
 		exp, _ = providers.JWTExpiry(tok.AccessToken)
 	}
-	typ := tok.Type()
-	return &providers.Credential{
-		TokenType: typ,
-		Token:     tok.AccessToken,
-		ExpiresAt: exp,
-		Headers:   map[string]string{"Authorization": typ + " " + tok.AccessToken},
-		Metadata:  map[string]string{"authorization": typ + " " + tok.AccessToken},
-	}
+	return providers.TokenCredential(tok.Type(), tok.AccessToken, exp)
 }
 
 // explain turns an OAuth or network failure into a message that says what happened and what

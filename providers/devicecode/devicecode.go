@@ -257,14 +257,7 @@ func (p *Provider) credential(tok *oauth2.Token) *providers.Credential {
 	if exp.IsZero() {
 		exp, _ = providers.JWTExpiry(tok.AccessToken)
 	}
-	typ := tok.Type()
-	return &providers.Credential{
-		TokenType: typ,
-		Token:     tok.AccessToken,
-		ExpiresAt: exp,
-		Headers:   map[string]string{"Authorization": typ + " " + tok.AccessToken},
-		Metadata:  map[string]string{"authorization": typ + " " + tok.AccessToken},
-	}
+	return providers.TokenCredential(tok.Type(), tok.AccessToken, exp)
 }
 
 // Logout revokes the refresh token where the IdP offers RFC 7009 revocation, then deletes

@@ -228,7 +228,7 @@ func (p *Provider) fetchPushed(ctx context.Context) (*providers.Credential, erro
 	if err := p.verify(ctx, st.Token, "the pushed token"); err != nil {
 		return nil, err
 	}
-	return bearer(st.Token, exp), nil
+	return providers.TokenCredential("Bearer", st.Token, exp), nil
 }
 
 // Push checks a token handed to the agent and stores it, so that it survives a restart.
@@ -283,7 +283,7 @@ func (p *Provider) accept(ctx context.Context, a answer, now time.Time, what str
 	if !exp.IsZero() && !now.Before(exp) {
 		return nil, fmt.Errorf("%s expired at %s", what, exp.Format(time.RFC3339))
 	}
-	return bearer(a.token, exp), nil
+	return providers.TokenCredential("Bearer", a.token, exp), nil
 }
 
 // verify checks the token's signature against jwks_url, when one is set. what names the
@@ -301,14 +301,4 @@ func (p *Provider) verify(ctx context.Context, token, what string) error {
 		return fmt.Errorf("%s does not verify against jwks_url %s: %v", what, p.jwksURL, err)
 	}
 	return nil
-}
-
-func bearer(token string, exp time.Time) *providers.Credential {
-	return &providers.Credential{
-		TokenType: "Bearer",
-		Token:     token,
-		ExpiresAt: exp,
-		Headers:   map[string]string{"Authorization": "Bearer " + token},
-		Metadata:  map[string]string{"authorization": "Bearer " + token},
-	}
 }
