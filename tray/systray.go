@@ -55,12 +55,14 @@ func Show(ctx context.Context, t *Tray, o ShowOptions) error {
 		go t.Do(ctx, action)
 	})
 	var (
+		mu      sync.Mutex             // guards status and tooltip
 		status  = assets.StatusNoAgent // the icon set before Run, below
 		tooltip string
 		first   = make(chan struct{})
 		once    sync.Once
 	)
 	show := func(m Menu) {
+		mu.Lock()
 		if m.Status != status {
 			setIcon(m.Status, o)
 			status = m.Status
@@ -69,8 +71,18 @@ func Show(ctx context.Context, t *Tray, o ShowOptions) error {
 			systray.SetTooltip(m.Tooltip)
 			tooltip = m.Tooltip
 		}
+		mu.Unlock()
 		r.render(m.Items)
 		once.Do(func() { close(first) })
+	}
+	// systray builds its D-Bus properties from the icon and tooltip just after onReady
+	// returns, and drops SetIcon/SetTooltip calls made while it does: set both once more
+	// after that, so a change that came in between is not lost until the next event.
+	reassert := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		setIcon(status, o)
+		systray.SetTooltip(tooltip)
 	}
 	done := make(chan error, 1)
 	onReady := func() {
@@ -84,6 +96,7 @@ func Show(ctx context.Context, t *Tray, o ShowOptions) error {
 		case <-first:
 		case <-time.After(2 * time.Second):
 		}
+		time.AfterFunc(time.Second, reassert)
 	}
 	// The title set before Run is also the item's Id, which hosts use to remember it.
 	systray.SetTitle("authagent")
