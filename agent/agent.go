@@ -45,7 +45,7 @@ type Agent struct {
 	profiles map[string]*profile
 
 	grantsMu sync.Mutex
-	grants   map[string]*sync.Mutex // see grantLock
+	grants   map[string]*grant // see grantOf
 
 	pendingMu sync.Mutex
 	pending   map[string]string // secrets the store refused, by account; see secretView
@@ -86,6 +86,11 @@ func New(opts Options) (*Agent, error) {
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
+	// Every provider call goes through providers.Transport: it records the server's Date
+	// and Retry-After for the refresh policy and reads error objects sent with a 2xx.
+	hc := *opts.HTTPClient
+	hc.Transport = &providers.Transport{Base: hc.Transport, Now: opts.Clock.Now}
+	opts.HTTPClient = &hc
 	a := &Agent{
 		opts:     opts,
 		clock:    opts.Clock,

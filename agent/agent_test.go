@@ -101,6 +101,60 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
+// next is when the earliest pending timer fires; ok is false when none is pending.
+func (c *fakeClock) next() (at time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.timers) > 0 && c.timers[0].stopped {
+		heap.Pop(&c.timers)
+	}
+	if len(c.timers) == 0 {
+		return time.Time{}, false
+	}
+	return c.timers[0].at, true
+}
+
+// simulate runs the agent for d of fake time: it fires the clock's timers one at a time
+// and lets the fetch each one starts finish (on real time: a provider may talk HTTP) before
+// the clock moves on, so every timer the agent sets counts from the moment it means.
+func simulate(t *testing.T, a *Agent, c *fakeClock, d time.Duration) {
+	t.Helper()
+	end := c.Now().Add(d)
+	for {
+		quiesce(t, a, c)
+		at, ok := c.next()
+		if !ok || at.After(end) {
+			c.Advance(end.Sub(c.Now()))
+			quiesce(t, a, c)
+			return
+		}
+		c.Advance(at.Sub(c.Now()))
+	}
+}
+
+// quiesce waits until no profile has a fetch running. A fetch that waits for the clock
+// (the call budget) counts as quiet: only moving the clock ends it.
+func quiesce(t *testing.T, a *Agent, c *fakeClock) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		busy := false
+		for _, p := range a.Profiles() {
+			if p.State == StateRefreshing {
+				busy = true
+				break
+			}
+		}
+		if !busy || c.pending() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a fetch did not finish within 30s")
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
 // pending counts timers that have not fired or been stopped.
 func (c *fakeClock) pending() int {
 	c.mu.Lock()
@@ -353,9 +407,9 @@ func TestBackoffKeepsServingValidToken(t *testing.T) {
 	if err != nil || c.Token != "good" {
 		t.Fatalf("got %v, %v; want the still-valid token", c, err)
 	}
-	// Full jitter at 0.5: retries after 0.5 s, 1 s, 2 s, 4 s …
+	// Full jitter above 1 s, at 0.5: retries after 1 s, 1.5 s, 2.5 s, 4.5 s …
 	calls := h.prov.Calls()
-	for i, wait := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+	for i, wait := range []time.Duration{time.Second, 1500 * time.Millisecond, 2500 * time.Millisecond, 4500 * time.Millisecond} {
 		h.clock.Advance(wait - time.Millisecond)
 		h.settle(t)
 		if got := h.prov.Calls(); got != calls {
@@ -369,7 +423,7 @@ func TestBackoffKeepsServingValidToken(t *testing.T) {
 		}
 	}
 	// Past expiry, nothing usable: the error, without a fetch per request.
-	h.clock.Advance(18500 * time.Millisecond) // t=101s; retries ran at 86.5 s and 94.5 s, next at 102.5 s
+	h.clock.Advance(16500 * time.Millisecond) // t=101s; a retry ran at 93 s, the next is at 109.5 s
 	h.settle(t)
 	before := h.prov.Calls()
 	for range 10 {

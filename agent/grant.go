@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -12,20 +13,84 @@ import (
 // every use of a grant — a fetch, a login, a logout, deleting its secrets — holds the
 // grant lock of the profile's name.
 
-// grantLock is the lock of the grant stored under name.
-func (a *Agent) grantLock(name string) *sync.Mutex {
+// grant is what the agent keeps per profile name, across rebuilds of the profile.
+type grant struct {
+	mu    sync.Mutex  // held by every use of the grant
+	calls callLimiter // every call to the profile's provider takes from it
+}
+
+// grantOf is the grant stored under name.
+func (a *Agent) grantOf(name string) *grant {
 	a.grantsMu.Lock()
 	defer a.grantsMu.Unlock()
 	if a.grants == nil {
-		a.grants = make(map[string]*sync.Mutex)
+		a.grants = make(map[string]*grant)
 	}
-	l := a.grants[name]
-	if l == nil {
-		l = new(sync.Mutex)
-		a.grants[name] = l
+	g := a.grants[name]
+	if g == nil {
+		g = &grant{calls: callLimiter{tokens: callBurst, last: a.clock.Now()}}
+		a.grants[name] = g
 	}
-	return l
+	return g
 }
+
+// grantLock is the lock of the grant stored under name.
+func (a *Agent) grantLock(name string) *sync.Mutex { return &a.grantOf(name).mu }
+
+// Every call a profile's provider makes on its source (a refresh, a login, a token
+// command) first takes one of callBurst tokens, which come back one per callEvery. This is
+// the bound that holds whatever the refresh policy decides and whatever clients ask for,
+// across profile rebuilds (PUT, reload): at most callBurst calls at once and 60s/callEvery
+// a minute after that.
+const (
+	callBurst = 5
+	callEvery = 5 * time.Second
+)
+
+// callLimiter is a token bucket on the agent's clock.
+type callLimiter struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// reserve takes a token and says how long its caller must wait before using it.
+func (l *callLimiter) reserve(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.After(l.last) {
+		l.tokens = min(callBurst, l.tokens+float64(now.Sub(l.last))/float64(callEvery))
+		l.last = now
+	}
+	l.tokens--
+	if l.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-l.tokens * float64(callEvery))
+}
+
+// awaitCall waits until the grant of name may call its provider, or ctx ends, or stop is
+// closed (the profile stopped: nothing is lost by not calling).
+func (a *Agent) awaitCall(ctx context.Context, name string, stop <-chan struct{}) error {
+	wait := a.grantOf(name).calls.reserve(a.clock.Now())
+	if wait <= 0 {
+		return nil
+	}
+	a.log.Debug("provider calls limited; waiting", "profile", name, "wait", wait.Round(time.Millisecond))
+	ready := make(chan struct{})
+	t := a.clock.AfterFunc(wait, func() { close(ready) })
+	defer t.Stop()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stop:
+		return errStopped
+	}
+}
+
+var errStopped = errors.New("the profile was stopped")
 
 // flushTimeout bounds how long Close waits for fetches in flight to save what they got.
 const flushTimeout = 10 * time.Second

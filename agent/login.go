@@ -107,6 +107,8 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 		return nil, providers.Mark(ErrLoginPending, fmt.Errorf("profile %s: a login is already waiting for the user%s", p.name, code))
 	}
 	lctx, cancel := context.WithTimeout(p.a.ctx, loginTimeout)
+	lctx, meta := providers.WithResponseMeta(lctx)
+	deadline := p.a.clock.Now().Add(loginTimeout)
 	p.loginCancel = cancel
 	gen := p.loginGen
 	loginDone := make(chan struct{})
@@ -122,9 +124,18 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 		if f != nil {
 			<-f.done // a refresh in flight saves its token before the login replaces it
 		}
+		if err := p.a.awaitCall(lctx, p.name, p.stopping); err != nil {
+			err = errors.New("login cancelled")
+			p.finishLogin(gen, nil, err, meta)
+			ended <- err
+			return
+		}
 		gl := p.a.grantLock(p.name)
 		gl.Lock()
 		cred, err := l.Login(lctx, func(c providers.Challenge) {
+			if c.ExpiresAt.IsZero() || c.ExpiresAt.After(deadline) {
+				c.ExpiresAt = deadline // the agent gives up on the login then
+			}
 			p.mu.Lock()
 			p.login = &c
 			p.notifyLocked(true)
@@ -132,7 +143,7 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 			shown <- c
 		})
 		gl.Unlock()
-		p.finishLogin(gen, cred, err)
+		p.finishLogin(gen, cred, err, meta)
 		ended <- err
 	}()
 	select {
@@ -146,7 +157,7 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 	}
 }
 
-func (p *profile) finishLogin(gen int, cred *providers.Credential, err error) {
+func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, meta *providers.ResponseMeta) {
 	if err == nil {
 		err = checkCredential(cred)
 	}
@@ -167,6 +178,15 @@ func (p *profile) finishLogin(gen int, cred *providers.Credential, err error) {
 		return
 	}
 	p.loginGen++
+	if aerr := providers.CheckArrival(cred.ExpiresAt, now, meta); aerr != nil {
+		// The grant is new and stored; only its first access token is unusable. Refresh
+		// it like any failed fetch: with backoff.
+		p.needsLogin = false
+		p.a.log.Warn("logged in, but the access token is unusable", "profile", p.name, "error", aerr)
+		p.failedLocked(now, fmt.Errorf("logged in (the new grant is stored), but %w", aerr), meta)
+		p.notifyLocked(true)
+		return
+	}
 	p.a.log.Info("logged in", "profile", p.name)
 	p.succeededLocked(now, cred)
 	p.notifyLocked(true)
@@ -200,6 +220,9 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	cred, err := pu.Push(ctx, token, expiresAt)
 	if err == nil {
 		err = checkCredential(cred)
+	}
+	if err == nil {
+		err = providers.CheckArrival(cred.ExpiresAt, a.clock.Now(), nil)
 	}
 	if err != nil {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: %w", name, err))

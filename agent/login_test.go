@@ -41,6 +41,12 @@ func (p *loginProvider) Logout(context.Context) error {
 
 func newLoginHarness(t *testing.T) (*Agent, *loginProvider, *fakeClock) {
 	t.Helper()
+	return newLoginHarnessFor(t, func(lp *loginProvider) providers.Provider { return lp })
+}
+
+// newLoginHarnessFor is newLoginHarness with the profile's provider made by wrap.
+func newLoginHarnessFor(t *testing.T, wrap func(*loginProvider) providers.Provider) (*Agent, *loginProvider, *fakeClock) {
+	t.Helper()
 	clock := newFakeClock()
 	lp := &loginProvider{approve: make(chan error)}
 	lp.clock = clock
@@ -49,7 +55,7 @@ func newLoginHarness(t *testing.T) (*Agent, *loginProvider, *fakeClock) {
 	}
 	cfg := &Config{Path: filepath.Join(t.TempDir(), "c.toml"), Profiles: map[string]*providers.ProfileConfig{"work": {Provider: "dc"}}}
 	a, err := New(Options{Config: cfg, Store: NewMemoryStore(), Clock: clock, Jitter: func() float64 { return 0.5 },
-		Providers: map[string]providers.Factory{"dc": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return lp, nil }}})
+		Providers: map[string]providers.Factory{"dc": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return wrap(lp), nil }}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"reflect"
 	"sync"
@@ -40,7 +39,7 @@ type ProfileInfo struct {
 	Capabilities []string
 }
 
-// Refresh policy constants, from DESIGN.md.
+// Refresh policy constants, from DESIGN.md; README.md "Refresh policy" states the rules.
 const (
 	refreshAt      = 0.75 // fraction of the lifetime after which a token is refreshed
 	refreshJitter  = 0.10 // ± fraction of the lifetime
@@ -49,6 +48,15 @@ const (
 	backoffMax     = 5 * time.Minute
 	fetchTimeout   = 60 * time.Second
 	defaultUsrName = "oauth2"
+
+	// refreshFloor is the least time between a successful fetch and the next refresh,
+	// proactive or forced by a request's min_valid, however short tokens live.
+	refreshFloor = 5 * time.Second
+	// freshestShare: a forced refresh waits until the cached token has used this share of
+	// its lifetime; until then it is the freshest token the provider gives.
+	freshestShare = 0.10
+	// maxRetryAfter caps how long a provider's Retry-After can hold off the next try.
+	maxRetryAfter = time.Hour
 )
 
 // profile is one configured credential and its cache.
@@ -61,6 +69,7 @@ type profile struct {
 	mu          sync.Mutex
 	cred        *providers.Credential
 	obtained    time.Time // when cred was fetched; its lifetime runs from here
+	fetchedAt   time.Time // when the last fetch succeeded (even if it found the same cred)
 	flight      *flight
 	timer       Timer // next refresh or retry
 	failures    int   // consecutive failed fetches
@@ -72,6 +81,7 @@ type profile struct {
 	loginDone   chan struct{}      // closed when the last login's goroutine ended
 	loginGen    int                // bumped by every login and logout
 	stopped     bool
+	stopping    chan struct{}      // closed by stop
 	stopWatch   context.CancelFunc // ends a Watcher's watch
 	lastState   State
 }
@@ -84,7 +94,7 @@ type flight struct {
 }
 
 func newProfile(a *Agent, name string, cfg *providers.ProfileConfig, prov providers.Provider) *profile {
-	return &profile{a: a, name: name, cfg: cfg, prov: prov, lastState: StateExpired}
+	return &profile{a: a, name: name, cfg: cfg, prov: prov, lastState: StateExpired, stopping: make(chan struct{})}
 }
 
 // start fetches a first credential in the background, so state is known early.
@@ -123,6 +133,9 @@ func (p *profile) sourceChanged() {
 func (p *profile) stop() *flight {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.stopped {
+		close(p.stopping)
+	}
 	p.stopped = true
 	if p.stopWatch != nil {
 		p.stopWatch()
@@ -244,6 +257,22 @@ func (p *profile) fresh(c *providers.Credential, now time.Time, minValid time.Du
 	return left > 0 && left >= minValid
 }
 
+// freshestLocked reports whether the cached credential is usable and as fresh as the
+// provider makes them: fetched less than refreshFloor ago, or with less than freshestShare
+// of its lifetime used. A request whose min_valid it does not meet gets it anyway, with
+// its real expiry: refreshing again would only bring the same lifetime back.
+func (p *profile) freshestLocked(now time.Time) bool {
+	c := p.cred
+	if !usable(c, now) || c.ExpiresAt.IsZero() {
+		return false
+	}
+	if now.Sub(p.fetchedAt) < refreshFloor {
+		return true
+	}
+	life := c.ExpiresAt.Sub(p.obtained)
+	return now.Sub(p.obtained) < time.Duration(freshestShare*float64(life))
+}
+
 func (p *profile) allows(target *url.URL) error {
 	if err := checkScheme(target); err != nil {
 		return providers.Mark(ErrForbidden, fmt.Errorf("profile %s: %s", p.name, err))
@@ -263,7 +292,7 @@ func (p *profile) allows(target *url.URL) error {
 func (p *profile) credential(ctx context.Context, minValid time.Duration) (*CredentialInfo, error) {
 	p.mu.Lock()
 	now := p.a.clock.Now()
-	if p.fresh(p.cred, now, minValid) {
+	if p.fresh(p.cred, now, minValid) || p.freshestLocked(now) {
 		c := p.cred
 		p.mu.Unlock()
 		return p.wrap(c), nil
@@ -333,16 +362,24 @@ func (p *profile) fetchLocked() *flight {
 func (p *profile) runFetch(f *flight) {
 	ctx, cancel := context.WithTimeout(p.a.ctx, max(fetchTimeout, p.cfg.Timeout.D()+5*time.Second))
 	defer cancel()
-	gl := p.a.grantLock(p.name)
-	gl.Lock()
-	cred, err := p.prov.Fetch(ctx)
-	gl.Unlock()
+	ctx, meta := providers.WithResponseMeta(ctx)
+	var cred *providers.Credential
+	err := p.a.awaitCall(ctx, p.name, p.stopping)
+	if err == nil {
+		gl := p.a.grantLock(p.name)
+		gl.Lock()
+		cred, err = p.prov.Fetch(ctx)
+		gl.Unlock()
+	}
 	if err == nil {
 		err = checkCredential(cred)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.a.clock.Now()
+	if err == nil {
+		err = providers.CheckArrival(cred.ExpiresAt, now, meta)
+	}
 	p.flight = nil
 	switch {
 	case f.gen != p.loginGen:
@@ -353,7 +390,7 @@ func (p *profile) runFetch(f *flight) {
 			f.err = nil
 		}
 	case err != nil:
-		f.err = p.failedLocked(now, err)
+		f.err = p.failedLocked(now, err, meta)
 	default:
 		f.cred = cred
 		p.succeededLocked(now, cred)
@@ -367,6 +404,7 @@ func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
 	if !same {
 		p.obtained = now
 	}
+	p.fetchedAt = now
 	p.cred = cred
 	p.failures, p.retryAt, p.needsLogin, p.lastErr = 0, time.Time{}, false, ""
 	if cred.ExpiresAt.IsZero() || p.stopped {
@@ -375,7 +413,7 @@ func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
 	if same {
 		// The source still has the token we had (a pushed token, a file not yet rotated):
 		// asking again before it expires would only find it again.
-		p.scheduleLocked(max(cred.ExpiresAt.Sub(now), 0))
+		p.scheduleLocked(max(cred.ExpiresAt.Sub(now), refreshFloor))
 		return
 	}
 	life := cred.ExpiresAt.Sub(now)
@@ -386,13 +424,16 @@ func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
 		at = time.Duration(float64(life) * refreshAt)
 	}
 	at += time.Duration((p.a.opts.Jitter()*2 - 1) * refreshJitter * float64(life))
-	at = max(at, 0)
+	at = max(at, refreshFloor)
 	p.scheduleLocked(at)
 	p.a.log.Debug("credential fetched", "profile", p.name, "expires_at", cred.ExpiresAt.UTC(), "refresh_in", at.Round(time.Millisecond))
 }
 
-// failedLocked records a failed fetch and returns the error for waiting callers.
-func (p *profile) failedLocked(now time.Time, err error) error {
+// failedLocked records a failed fetch and returns the error for waiting callers. The next
+// try waits for the backoff: exponential from backoffMin to backoffMax, with full jitter
+// above backoffMin, and at least as long as the provider's Retry-After (up to
+// maxRetryAfter).
+func (p *profile) failedLocked(now time.Time, err error, meta *providers.ResponseMeta) error {
 	if errors.Is(err, providers.ErrNeedsLogin) {
 		p.needsLogin = true
 		p.lastErr = err.Error()
@@ -401,9 +442,9 @@ func (p *profile) failedLocked(now time.Time, err error) error {
 		return providers.Mark(ErrNeedsLogin, fmt.Errorf("profile %s: %w", p.name, err))
 	}
 	p.failures++
-	backoff := backoffMin * time.Duration(math.Pow(2, float64(min(p.failures-1, 20))))
-	backoff = min(backoff, backoffMax)
-	wait := time.Duration(p.a.opts.Jitter() * float64(backoff)) // full jitter
+	step := min(backoffMin<<min(p.failures-1, 20), backoffMax)
+	wait := backoffMin + time.Duration(p.a.opts.Jitter()*float64(step-backoffMin))
+	wait = max(wait, min(meta.RetryAfter(), maxRetryAfter))
 	p.retryAt = now.Add(wait)
 	p.lastErr = err.Error()
 	p.a.log.Warn("fetch failed", "profile", p.name, "error", err, "failures", p.failures, "retry_in", wait.Round(time.Millisecond))
@@ -432,15 +473,12 @@ func (p *profile) scheduleLocked(d time.Duration) {
 	p.timer = t
 }
 
+// reject drops the cached credential; the next request fetches a new one. A backoff in
+// progress stays: a server refusing tokens must not let clients hurry the provider.
 func (p *profile) reject() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cred = nil
-	p.retryAt = time.Time{}
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
-	}
 	p.a.log.Info("credential rejected by a server; dropped from cache", "profile", p.name)
 	p.notifyLocked(true)
 }

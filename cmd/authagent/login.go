@@ -144,6 +144,9 @@ func login(ctx context.Context, client *ipc.Client, name string, browser bool, o
 			fmt.Fprintf(os.Stderr, "logged in to %s\n", name)
 			return nil
 		}
+		if r.p.LastError == "" {
+			return fmt.Errorf("%s: the login ended with the profile %s; `authagent list` shows it", name, r.p.State)
+		}
 		return fmt.Errorf("%s: %s", name, r.p.LastError)
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -104,12 +102,7 @@ func (p *ClientCredentials) Fetch(ctx context.Context) (*providers.Credential, e
 // request was sent (on the agent's clock), else from the JWT exp claim; without either the
 // token is used until a server rejects it.
 func (p *ClientCredentials) credential(tok *oauth2.Token, sent time.Time) *providers.Credential {
-	var exp time.Time
-	if d, ok := expiresIn(tok); ok {
-		exp = sent.Add(d)
-	} else {
-		exp, _ = providers.JWTExpiry(tok.AccessToken)
-	}
+	exp := providers.ExpiryFrom(sent, tok.Extra("expires_in"), tok.AccessToken)
 	return providers.TokenCredential(tok.Type(), tok.AccessToken, exp)
 }
 
@@ -128,6 +121,10 @@ func (p *ClientCredentials) explain(err error, secret string) error {
 		}
 		if desc != "" {
 			desc = ": " + desc
+		}
+		if providers.DeadGrant(re.ErrorCode) {
+			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the token endpoint refused the grant of client %q (%s%s); store the right secret with `authagent add %s --provider apikey --mode client_credentials …`",
+				p.clientID, re.ErrorCode, desc, p.profile))
 		}
 		switch re.ErrorCode {
 		case "invalid_client":
@@ -154,28 +151,4 @@ func (p *ClientCredentials) explain(err error, secret string) error {
 	// What is left are answers that are not a token response (HTML from a proxy, broken
 	// JSON); oauth2 describes them without the body.
 	return fmt.Errorf("%s: the token endpoint at %s sent an answer that is not a token response: %w", doing, providers.HostOf(p.tokenURL), err)
-}
-
-// expiresIn reads expires_in from the token response. The clientcredentials package turns it
-// into an Expiry on the wall clock; the raw value lets the agent's clock count it instead.
-func expiresIn(tok *oauth2.Token) (time.Duration, bool) {
-	var secs float64
-	switch v := tok.Extra("expires_in").(type) {
-	case float64: // JSON, or a form-encoded answer with a fraction
-		secs = v
-	case int64: // a form-encoded answer
-		secs = float64(v)
-	case string: // a JSON string, as some servers send
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0, false
-		}
-		secs = f
-	default:
-		return 0, false
-	}
-	if secs <= 0 || secs > math.MaxInt32 {
-		return 0, false
-	}
-	return time.Duration(secs * float64(time.Second)), true
 }

@@ -170,15 +170,15 @@ func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*
 	if err != nil {
 		return nil, p.explain("start the device login", err)
 	}
-	interval := time.Duration(da.Interval) * time.Second
-	if interval == 0 {
-		interval = 5 * time.Second
+	if err := checkDeviceAuth(da, time.Now()); err != nil {
+		return nil, err
 	}
+	interval := time.Duration(da.Interval) * time.Second
 	show(providers.Challenge{
 		UserCode:                da.UserCode,
 		VerificationURI:         da.VerificationURI,
 		VerificationURIComplete: da.VerificationURIComplete,
-		ExpiresAt:               da.Expiry,
+		ExpiresAt:               p.now().Add(time.Until(da.Expiry)).UTC(),
 		Interval:                interval,
 	})
 	tok, err := c.DeviceAccessToken(p.ctx(ctx), da, p.extraParams()...)
@@ -191,13 +191,14 @@ func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*
 		}
 		return nil, p.explain("complete the device login", err)
 	}
+	received := p.now()
 	if tok.RefreshToken == "" {
 		return nil, fmt.Errorf("the identity provider issued no refresh token, so the login would end when the access token expires; add \"offline_access\" to scopes (or allow refresh tokens for client %s)", p.cfg.ClientID)
 	}
 	if err := p.save(ctx, tok); err != nil {
 		return nil, err
 	}
-	return p.credential(tok), nil
+	return p.credential(tok, received), nil
 }
 
 // Fetch trades the stored refresh token for a new access token. A rotated refresh token
@@ -220,6 +221,7 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	if err != nil {
 		return nil, err
 	}
+	sent := p.now()
 	tok, err := c.TokenSource(p.ctx(ctx), &oauth2.Token{RefreshToken: rt}).Token()
 	if err != nil {
 		return nil, p.explain("refresh the access token", err)
@@ -230,7 +232,7 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	if err := p.save(ctx, tok); err != nil {
 		return nil, err
 	}
-	return p.credential(tok), nil
+	return p.credential(tok, sent), nil
 }
 
 // save writes a new refresh token (and ID token) to the store. When the store fails, the
@@ -252,12 +254,54 @@ func (p *Provider) save(ctx context.Context, tok *oauth2.Token) error {
 	return nil
 }
 
-func (p *Provider) credential(tok *oauth2.Token) *providers.Credential {
-	exp := tok.Expiry
-	if exp.IsZero() {
-		exp, _ = providers.JWTExpiry(tok.AccessToken)
-	}
+// credential builds the credential; expires_in counts from sent on the agent's clock
+// (x/oauth2 counts it on the wall clock).
+func (p *Provider) credential(tok *oauth2.Token, sent time.Time) *providers.Credential {
+	exp := providers.ExpiryFrom(sent, tok.Extra("expires_in"), tok.AccessToken)
 	return providers.TokenCredential(tok.Type(), tok.AccessToken, exp)
+}
+
+// Device codes whose answer has no usable expires_in (RFC 8628 §3.2 requires one) are
+// taken to live defaultCodeLife, the most common lifetime in the field.
+const defaultCodeLife = 15 * time.Minute
+
+// checkDeviceAuth refuses a device authorization answer without the fields RFC 8628 §3.2
+// requires, and fills in what a sloppy one leaves out or gets wrong: a missing or
+// non-positive expires_in, and an interval below one second (x/oauth2 polls with a ticker,
+// which must not be given zero or less). now is the wall clock x/oauth2 counted the
+// expiry on.
+func checkDeviceAuth(da *oauth2.DeviceAuthResponse, now time.Time) error {
+	var missing []string
+	if da.DeviceCode == "" {
+		missing = append(missing, "device_code")
+	}
+	if da.UserCode == "" {
+		missing = append(missing, "user_code")
+	}
+	if da.VerificationURI == "" {
+		missing = append(missing, "verification_uri")
+	}
+	if da.UserCode != "" && providers.HasControl(da.UserCode) {
+		return errors.New("start the device login: the identity provider sent a user code with control characters")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("start the device login: the device authorization endpoint answered without %s (RFC 8628 §3.2); is device_auth_url the right endpoint?", strings.Join(missing, ", "))
+	}
+	for _, u := range []string{da.VerificationURI, da.VerificationURIComplete} {
+		if u == "" {
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || providers.HasControl(u) {
+			return errors.New("start the device login: the identity provider sent a verification URI that is not an http(s) URL")
+		}
+	}
+	if !da.Expiry.After(now) {
+		da.Expiry = now.Add(defaultCodeLife)
+	}
+	if da.Interval < 1 {
+		da.Interval = 5 // RFC 8628 §3.2: "If no value is provided, clients MUST use 5"
+	}
+	return nil
 }
 
 // Logout revokes the refresh token where the IdP offers RFC 7009 revocation, then deletes
@@ -327,9 +371,11 @@ func (p *Provider) explain(doing string, err error) error {
 		if re.ErrorDescription != "" {
 			desc = ": " + re.ErrorDescription
 		}
+		switch {
+		case providers.DeadGrant(re.ErrorCode):
+			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the identity provider ended this login (%s%s); run `authagent login %s`", re.ErrorCode, desc, p.name))
+		}
 		switch re.ErrorCode {
-		case "invalid_grant":
-			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the identity provider ended this login (invalid_grant%s); run `authagent login %s`", desc, p.name))
 		case "access_denied":
 			return fmt.Errorf("the login was denied at the identity provider%s; run `authagent login %s` to try again", desc, p.name)
 		case "expired_token":

@@ -280,8 +280,8 @@ func (p *Provider) accept(ctx context.Context, a answer, now time.Time, what str
 		exp = now.Add(p.lifetime)
 	}
 	exp = exp.UTC()
-	if !exp.IsZero() && !now.Before(exp) {
-		return nil, fmt.Errorf("%s expired at %s", what, exp.Format(time.RFC3339))
+	if err := providers.CheckArrival(exp, now, nil); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return providers.TokenCredential("Bearer", a.token, exp), nil
 }
