@@ -33,6 +33,11 @@ func TestListAndHandEditsSurvive(t *testing.T) {
 	a := startAgent(t, e)
 	secret := canary(t)
 	addAPIKey(t, e, "hub", secret, hubFlags()...)
+	// The agent builds the headers right after add, in the background.
+	waitFor(t, "hub to become valid", func() bool {
+		l := listProfiles(t, e)
+		return len(l.Profiles) == 1 && l.Profiles[0].State == "valid"
+	})
 
 	r := runOK(t, e, "", "list")
 	rows := listRows(r.stdout)

@@ -357,7 +357,9 @@ func TestExternalJWTBrokenCommandKeepsServing(t *testing.T) {
 	needTools(t, "sh", "cat")
 	e := newEnv(t, startSession(t))
 	a := startAgent(t, e)
-	good := makeJWT(t, map[string]any{"sub": "ci", "exp": time.Now().Add(time.Hour).Unix()})
+	// 40 s: past the 5 s refresh floor a forced refresh is allowed (10 % of the lifetime
+	// is 4 s), and the token is still valid for the rest of the test.
+	good := makeJWT(t, map[string]any{"sub": "ci", "exp": time.Now().Add(40 * time.Second).Unix()})
 	leaked := makeJWT(t, map[string]any{"sub": "leaked", "exp": time.Now().Add(time.Hour).Unix()})
 	tokenFile := filepath.Join(e.dir, "good.jwt")
 	if err := os.WriteFile(tokenFile, []byte(good+"\n"), 0o600); err != nil {

@@ -183,7 +183,7 @@ func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*
 	})
 	tok, err := c.DeviceAccessToken(p.ctx(ctx), da, p.extraParams()...)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !time.Now().Before(da.Expiry) {
 			return nil, fmt.Errorf("the code %s expired before the login was completed; run `authagent login %s` again", da.UserCode, p.name)
 		}
 		if errors.Is(err, context.Canceled) {
@@ -395,5 +395,7 @@ func (p *Provider) explain(doing string, err error) error {
 	if terr, ok := providers.ExplainTransport(doing, "the identity provider", err); ok {
 		return terr
 	}
-	return fmt.Errorf("%s: %w", doing, err)
+	// What is left are answers that are not a token response (HTML from a proxy, broken
+	// JSON, no access_token); oauth2 describes them without the body.
+	return fmt.Errorf("%s: the identity provider sent an answer that is not a token response: %w", doing, err)
 }
