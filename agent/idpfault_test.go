@@ -32,10 +32,22 @@ type faultServer struct {
 	clock *fakeClock
 	skew  time.Duration // the provider's clock minus the agent's
 
-	mu     sync.Mutex
-	answer func(w http.ResponseWriter, r *http.Request, now time.Time, n int) // the n-th request, from 1
-	times  []time.Time                                                        // each token request, on the agent's clock
-	grants map[string]int                                                     // requests per grant_type
+	mu       sync.Mutex
+	answer   func(w http.ResponseWriter, r *http.Request, now time.Time, n int) // the n-th request, from 1
+	times    []time.Time                                                        // each token request it saw, on the agent's clock
+	attempts []time.Time                                                        // each token request the agent sent (see RoundTrip)
+	grants   map[string]int                                                     // requests per grant_type
+}
+
+// RoundTrip records the agent's token requests as they leave: a request that times out
+// before the server sees it still counts against the budget.
+func (f *faultServer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/token") {
+		f.mu.Lock()
+		f.attempts = append(f.attempts, f.clock.Now())
+		f.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 func newFaultServer(t *testing.T, clock *fakeClock) *faultServer {
@@ -61,10 +73,11 @@ func newFaultServer(t *testing.T, clock *fakeClock) *faultServer {
 	return f
 }
 
+// requests are the token requests the agent sent, on its clock.
 func (f *faultServer) requests() []time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]time.Time(nil), f.times...)
+	return append([]time.Time(nil), f.attempts...)
 }
 
 // fakeJWT is an unsigned JWT with the exp claim; the agent reads exp without verifying.
@@ -253,7 +266,7 @@ func runFaultCase(t *testing.T, flow faultFlow, fc faultCase) {
 		Store:      store,
 		Providers:  map[string]providers.Factory{devicecode.Name: devicecode.New, apikey.Name: apikey.New},
 		Clock:      clock,
-		HTTPClient: &http.Client{Timeout: timeout},
+		HTTPClient: &http.Client{Timeout: timeout, Transport: srv},
 		Jitter:     func() float64 { jmu.Lock(); defer jmu.Unlock(); return rng.Float64() },
 	})
 	if err != nil {

@@ -132,12 +132,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "application/json" && ct != "" {
 		return resp, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
+	orig := resp.Body
+	body, err := io.ReadAll(io.LimitReader(orig, maxErrorBody))
 	if err != nil {
+		orig.Close()
 		return nil, err
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), orig), orig}
+	if len(body) == maxErrorBody {
+		return resp, nil // too large to be an error object; the rest follows unread
+	}
 	var e struct {
 		Error any `json:"error"`
 	}
@@ -166,4 +170,9 @@ func (m *ResponseMeta) record(resp *http.Response, local time.Time) {
 			}
 		}
 	}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/providertest"
 )
@@ -379,5 +381,94 @@ func TestConfig(t *testing.T) {
 				t.Errorf("got %v, want a ConfigError for %s", err, tc.wantKey)
 			}
 		})
+	}
+}
+
+func TestCheckDeviceAuth(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ok := func() *oauth2.DeviceAuthResponse {
+		return &oauth2.DeviceAuthResponse{DeviceCode: "dc", UserCode: "ABCD", VerificationURI: "https://idp.test/d",
+			Expiry: now.Add(10 * time.Minute), Interval: 3}
+	}
+	for _, tc := range []struct {
+		name         string
+		edit         func(*oauth2.DeviceAuthResponse)
+		wantErr      string
+		wantExpiry   time.Time
+		wantInterval int64
+	}{
+		{name: "complete", edit: func(*oauth2.DeviceAuthResponse) {}, wantExpiry: now.Add(10 * time.Minute), wantInterval: 3},
+		{name: "no expires_in", edit: func(d *oauth2.DeviceAuthResponse) { d.Expiry = time.Time{} }, wantExpiry: now.Add(defaultCodeLife), wantInterval: 3},
+		{name: "expires_in in the past", edit: func(d *oauth2.DeviceAuthResponse) { d.Expiry = now.Add(-time.Minute) }, wantExpiry: now.Add(defaultCodeLife), wantInterval: 3},
+		{name: "no interval", edit: func(d *oauth2.DeviceAuthResponse) { d.Interval = 0 }, wantExpiry: now.Add(10 * time.Minute), wantInterval: 5},
+		{name: "negative interval", edit: func(d *oauth2.DeviceAuthResponse) { d.Interval = -2 }, wantExpiry: now.Add(10 * time.Minute), wantInterval: 5},
+		{name: "empty answer", edit: func(d *oauth2.DeviceAuthResponse) { *d = oauth2.DeviceAuthResponse{} }, wantErr: "without device_code, user_code, verification_uri"},
+		{name: "no user code", edit: func(d *oauth2.DeviceAuthResponse) { d.UserCode = "" }, wantErr: "without user_code"},
+		{name: "user code with escapes", edit: func(d *oauth2.DeviceAuthResponse) { d.UserCode = "AB\x1b[2J" }, wantErr: "control characters"},
+		{name: "javascript URI", edit: func(d *oauth2.DeviceAuthResponse) { d.VerificationURIComplete = "javascript:alert(1)" }, wantErr: "not an http(s) URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			da := ok()
+			tc.edit(da)
+			err := checkDeviceAuth(da, now)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !da.Expiry.Equal(tc.wantExpiry) || da.Interval != tc.wantInterval {
+				t.Errorf("expiry %s, interval %d; want %s, %d", da.Expiry, da.Interval, tc.wantExpiry, tc.wantInterval)
+			}
+		})
+	}
+}
+
+// A device authorization answer without expires_in gives a challenge that expires in the
+// default lifetime, never in year 1.
+func TestLoginChallengeWithoutExpiresIn(t *testing.T) {
+	t.Parallel()
+	f := newFakeIdP(t)
+	f.device = `{"device_code":"dc","user_code":"ABCD","verification_uri":"https://idp.test/d","interval":1}`
+	f.token = tokens("at", "rt", 60)
+	p, _ := newProvider(t, f, false, nil)
+	var shown providers.Challenge
+	if _, err := p.Login(context.Background(), func(c providers.Challenge) { shown = c }); err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(shown.ExpiresAt); left < defaultCodeLife-time.Minute || left > defaultCodeLife {
+		t.Errorf("challenge expires_at %s (in %s), want about %s from now", shown.ExpiresAt, left, defaultCodeLife)
+	}
+}
+
+// Errors sent with a 2xx status are errors, at every endpoint (through providers.Transport,
+// which the agent puts under every provider).
+func TestErrorObjectsWith200(t *testing.T) {
+	t.Parallel()
+	f := newFakeIdP(t)
+	f.device = `{"error":"unauthorized_client","error_description":"device flow disabled"}`
+	f.token = func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired."}`)
+	}
+	cfg := &providers.ProfileConfig{Provider: Name, ClientID: "cli", DeviceAuthURL: f.URL + "/device", TokenURL: f.URL + "/token", RevocationURL: f.URL + "/revoke-200-error"}
+	s := &memSecrets{M: map[string]string{providers.RefreshTokenKey: "rt-1"}}
+	hc := &http.Client{Transport: &providers.Transport{}, Timeout: 2 * time.Second}
+	prov, err := New(cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := prov.(*Provider)
+
+	_, err = p.Login(context.Background(), func(providers.Challenge) { t.Error("a challenge was shown for an error answer") })
+	if err == nil || !strings.Contains(err.Error(), "unauthorized_client") {
+		t.Errorf("device endpoint 200 + error: got %v, want the error code", err)
+	}
+	_, err = p.Fetch(context.Background())
+	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "bad_refresh_token") {
+		t.Errorf("token endpoint 200 + bad_refresh_token: got %v, want ErrNeedsLogin naming the code", err)
 	}
 }

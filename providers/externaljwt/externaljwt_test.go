@@ -589,6 +589,7 @@ func TestPush(t *testing.T) {
 	}{
 		{"expired JWT", unsignedJWT(testNow.Add(-time.Minute)), time.Time{}, "expired at"},
 		{"expired by expires_at", "opaque", testNow.Add(-time.Second), "expired at"},
+		{"one second left", "opaque", testNow.Add(time.Second), "too soon to be used"},
 		{"empty", "  \n", time.Time{}, "is empty"},
 		{"two lines", "abc\ndef", time.Time{}, "more than one line"},
 	} {
