@@ -217,6 +217,11 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	if providers.HasControl(token) {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the token contains a line break or another control character", name))
 	}
+	// Checking a pushed token may fetch the issuer's keys (jwks_url): a push loop must not
+	// turn into a storm on that endpoint.
+	if err := a.awaitCall(ctx, name, p.stopping); err != nil {
+		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s: %w", name, err))
+	}
 	cred, err := pu.Push(ctx, token, expiresAt)
 	if err == nil {
 		err = checkCredential(cred)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -271,4 +272,45 @@ func (p *challengeLogin) Login(ctx context.Context, show func(providers.Challeng
 	show(providers.Challenge{UserCode: "ABCD", VerificationURI: "https://idp.test/device"})
 	<-ctx.Done()
 	return nil, errors.New("login cancelled")
+}
+
+// pushProvider accepts pushed tokens and counts them.
+type pushProvider struct {
+	fakeProvider
+	pushes int
+}
+
+func (p *pushProvider) Push(_ context.Context, token string, exp time.Time) (*providers.Credential, error) {
+	p.mu.Lock()
+	p.pushes++
+	p.mu.Unlock()
+	return &providers.Credential{Token: token, ExpiresAt: exp}, nil
+}
+
+func TestPushLoopBounded(t *testing.T) {
+	clock := newFakeClock()
+	pp := &pushProvider{fakeProvider: fakeProvider{clock: clock, fetch: func(*fakeClock, int) (*providers.Credential, error) {
+		return nil, errors.Join(errors.New("nothing pushed yet"), providers.ErrNeedsLogin)
+	}}}
+	a, err := New(Options{Config: &Config{Path: t.TempDir() + "/c.toml", Profiles: map[string]*providers.ProfileConfig{"p": {Provider: "push"}}},
+		Store: NewMemoryStore(), Clock: clock,
+		Providers: map[string]providers.Factory{"push": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return pp, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	waitState(t, a, "p", StateNeedsLogin)
+	ok := 0
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		if err := a.PushToken(ctx, "p", fmt.Sprintf("tok-%d", i), clock.Now().Add(time.Hour)); err == nil {
+			ok++
+		} else if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("push %d: %v", i, err)
+		}
+		cancel()
+	}
+	if ok != callBurst-1 || pp.pushes != ok {
+		t.Errorf("%d of 20 pushes at one instant went through (%d reached the provider), want %d: the call budget less the first fetch", ok, pp.pushes, callBurst-1)
+	}
 }

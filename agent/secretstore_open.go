@@ -7,23 +7,35 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/authagent/authagent/providers"
 )
 
-// keyringProbeAccount is read, never written, to see whether the keyring answers.
-const keyringProbeAccount = "authagent-probe"
+const (
+	// keyringProbeAccount is read, never written, to see whether the keyring answers.
+	keyringProbeAccount = "authagent-probe"
+
+	// keyringProbeGrace is how long OpenSecretStore waits for the probe before it returns
+	// a store that is still checking: a keyring that answers at once is never reported as
+	// pending, so status and the tray do not flash a warning at every start.
+	keyringProbeGrace = time.Second
+)
 
 // OpenSecretStore opens the store named by the config's secret_store: "memory", or
-// "keyring" (the default, also for ""). When the keyring does not answer it falls back to
-// a MemoryStore whose Info().Warning tells the user, and logs that warning once.
+// "keyring" (the default, also for ""). It does not wait for a keyring that is slow to
+// answer (one with an unlock prompt nobody completes): after a moment it returns a store
+// whose Info() says the keyring is being checked while a probe goes on until the keyring
+// answers, times out, or ctx ends. Calls made meanwhile wait for the probe. When no keyring
+// can be reached the store falls back to memory, with an Info().Warning that tells the
+// user; every warning is logged once.
 func OpenSecretStore(ctx context.Context, kind string, log *slog.Logger) (SecretStore, error) {
 	ks := NewKeyringStore()
 	ks.Log = log
-	return openSecretStore(ctx, kind, log, ks)
+	return openSecretStore(ctx, kind, log, ks, keyringProbeGrace)
 }
 
-func openSecretStore(ctx context.Context, kind string, log *slog.Logger, ks *KeyringStore) (SecretStore, error) {
+func openSecretStore(ctx context.Context, kind string, log *slog.Logger, ks *KeyringStore, grace time.Duration) (SecretStore, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -34,9 +46,26 @@ func openSecretStore(ctx context.Context, kind string, log *slog.Logger, ks *Key
 	default:
 		return nil, fmt.Errorf("unknown secret_store %q: use \"keyring\" or \"memory\"", kind)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open secret store: %w", context.Cause(ctx))
+	}
+	p := probeKeyring(ctx, log, ks)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.ready:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return p, nil
+}
 
+// chooseStore probes the keyring once and returns the store the agent runs with: ks, with
+// a warning when it did not answer, or a MemoryStore when there is no keyring at all.
+func chooseStore(ctx context.Context, log *slog.Logger, ks *KeyringStore) (SecretStore, error) {
 	_, err := ks.Get(ctx, keyringProbeAccount)
 	if err == nil || errors.Is(err, providers.ErrSecretNotFound) {
+		log.Debug("the OS keyring answered")
 		return ks, nil
 	}
 	if errors.Is(err, ErrKeyringTimeout) || strings.Contains(err.Error(), "failed to unlock") {

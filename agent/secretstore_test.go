@@ -506,10 +506,11 @@ func TestOpenSecretStore(t *testing.T) {
 			ks := newKeyringStore(tt.backend(t))
 			ks.Timeout = 50 * time.Millisecond
 
-			s, err := openSecretStore(t.Context(), tt.kind, log, ks)
+			s, err := openSecretStore(t.Context(), tt.kind, log, ks, keyringProbeGrace)
 			if err != nil {
 				t.Fatalf("openSecretStore: %v", err)
 			}
+			waitProbe(t, s)
 			info := s.Info()
 			if info.Kind != tt.wantKind {
 				t.Errorf("Info().Kind = %q, want %q", info.Kind, tt.wantKind)
@@ -550,7 +551,7 @@ func TestOpenSecretStore(t *testing.T) {
 
 func TestOpenSecretStoreErrors(t *testing.T) {
 	t.Run("unknown kind", func(t *testing.T) {
-		_, err := openSecretStore(t.Context(), "vault", nil, newKeyringStore(newFakeKeyring()))
+		_, err := openSecretStore(t.Context(), "vault", nil, newKeyringStore(newFakeKeyring()), 0)
 		if err == nil {
 			t.Fatal("err = nil, want an error")
 		}
@@ -563,9 +564,311 @@ func TestOpenSecretStoreErrors(t *testing.T) {
 	t.Run("caller gives up", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		_, err := openSecretStore(ctx, "keyring", nil, newKeyringStore(newFakeKeyring()))
+		_, err := openSecretStore(ctx, "keyring", nil, newKeyringStore(newFakeKeyring()), 0)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("err = %v, want context.Canceled", err)
 		}
 	})
+}
+
+// waitProbe waits until the keyring probe of s, if it has one, has chosen a store.
+func waitProbe(t *testing.T, s SecretStore) {
+	t.Helper()
+	p, ok := s.(*probedStore)
+	if !ok {
+		return
+	}
+	select {
+	case <-p.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the keyring probe did not end within 10s")
+	}
+}
+
+// gatedKeyring passes calls on to a backend while its gate is open and holds them while it
+// is shut, like a keyring that is unlocked and locked again.
+type gatedKeyring struct {
+	next keyringBackend
+	mu   sync.Mutex
+	gate chan struct{} // closed while open
+	open bool
+}
+
+// newGatedKeyring returns a shut gate in front of next; it opens when the test ends.
+func newGatedKeyring(t *testing.T, next keyringBackend) *gatedKeyring {
+	t.Helper()
+	g := &gatedKeyring{next: next, gate: make(chan struct{})}
+	t.Cleanup(g.Open)
+	return g
+}
+
+func (g *gatedKeyring) Open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.open {
+		close(g.gate)
+		g.open = true
+	}
+}
+
+func (g *gatedKeyring) Shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open {
+		g.gate = make(chan struct{})
+		g.open = false
+	}
+}
+
+func (g *gatedKeyring) pass() {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	<-gate
+}
+
+func (g *gatedKeyring) Get(service, user string) (string, error) {
+	g.pass()
+	return g.next.Get(service, user)
+}
+
+func (g *gatedKeyring) Set(service, user, value string) error {
+	g.pass()
+	return g.next.Set(service, user, value)
+}
+
+func (g *gatedKeyring) Delete(service, user string) error {
+	g.pass()
+	return g.next.Delete(service, user)
+}
+
+// openAsync runs openSecretStore and fails the test unless it returns promptly: it must
+// not wait for the keyring longer than grace.
+func openAsync(t *testing.T, ctx context.Context, log *slog.Logger, ks *KeyringStore, grace time.Duration) SecretStore {
+	t.Helper()
+	type result struct {
+		s   SecretStore
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := openSecretStore(ctx, "keyring", log, ks, grace)
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("openSecretStore: %v", r.err)
+		}
+		return r.s
+	case <-time.After(grace + 5*time.Second):
+		t.Fatal("openSecretStore waits for a keyring that does not answer")
+	}
+	return nil
+}
+
+func TestOpenSecretStoreDoesNotWaitForKeyring(t *testing.T) {
+	b := newBlockingKeyring(t)
+	ks := newKeyringStore(b)
+	ks.Timeout = time.Hour // the probe stays pending for the whole test
+	s := openAsync(t, t.Context(), nil, ks, keyringProbeGrace)
+	<-b.entered // the probe is in the keyring
+
+	info := s.Info()
+	if info.Kind != "keyring" || !info.Persistent {
+		t.Errorf("Info() while the probe runs = %+v, want kind keyring, persistent", info)
+	}
+	for _, want := range []string{"not answered yet", "locked", "unlock"} {
+		if !strings.Contains(info.Warning, want) {
+			t.Errorf("Info().Warning while the probe runs = %q, want it to mention %q", info.Warning, want)
+		}
+	}
+
+	calls := map[string]func(context.Context) error{
+		"Get":    func(ctx context.Context) error { _, err := s.Get(ctx, "work/secret"); return err },
+		"Set":    func(ctx context.Context) error { return s.Set(ctx, "work/secret", "v") },
+		"Delete": func(ctx context.Context) error { return s.Delete(ctx, "work/secret") },
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			defer cancel()
+			err := call(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err = %v, want the call's own deadline", err)
+			}
+			for _, want := range []string{"work/secret", "not answered yet", "unlock", "try again"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to mention %q", err, want)
+				}
+			}
+			select {
+			case <-b.entered:
+				t.Errorf("%s went to the keyring before the probe chose it", name)
+			default:
+			}
+		})
+	}
+	if got := s.Info(); got != info {
+		t.Errorf("Info() after the calls = %+v, want still %+v", got, info)
+	}
+}
+
+func TestOpenSecretStoreFastKeyringIsNeverPending(t *testing.T) {
+	noService := errors.New("dbus: The name org.freedesktop.secrets was not provided by any .service files")
+	tests := []struct {
+		name     string
+		backend  keyringBackend
+		wantKind string
+	}{
+		{"keyring answers", newFakeKeyring(), "keyring"},
+		{"no secret service", failingKeyring{noService}, "memory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := openSecretStore(t.Context(), "keyring", nil, newKeyringStore(tt.backend), keyringProbeGrace)
+			if err != nil {
+				t.Fatalf("openSecretStore: %v", err)
+			}
+			// No waitProbe: a keyring that answers at once is settled when the store is returned.
+			info := s.Info()
+			if info.Kind != tt.wantKind || strings.Contains(info.Warning, "not answered yet") {
+				t.Errorf("Info() = %+v, want kind %s, not pending", info, tt.wantKind)
+			}
+		})
+	}
+}
+
+func TestOpenSecretStoreCallsWaitForProbe(t *testing.T) {
+	noService := errors.New("dbus: The name org.freedesktop.secrets was not provided by any .service files")
+	tests := []struct {
+		name        string
+		backend     keyringBackend
+		wantKind    string
+		wantWarning string // "" for none
+	}{
+		{"keyring answers", newFakeKeyring(), "keyring", ""},
+		{"no secret service", failingKeyring{noService}, "memory", "NOT survive a restart"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gate := newGatedKeyring(t, tt.backend)
+			ks := newKeyringStore(gate)
+			ks.Timeout = time.Hour
+			s := openAsync(t, t.Context(), nil, ks, 0)
+			if w := s.Info().Warning; !strings.Contains(w, "not answered yet") {
+				t.Errorf("Info().Warning while the probe runs = %q, want it to say the keyring has not answered yet", w)
+			}
+
+			set := make(chan error, 1)
+			go func() { set <- s.Set(t.Context(), "work/secret", "v1") }()
+			select {
+			case err := <-set:
+				t.Fatalf("Set returned (%v) before the probe ended", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+
+			gate.Open()
+			select {
+			case err := <-set:
+				if err != nil {
+					t.Fatalf("Set after the probe: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Set did not return within 10s of the probe's end")
+			}
+			waitProbe(t, s)
+			info := s.Info()
+			if info.Kind != tt.wantKind {
+				t.Errorf("Info().Kind = %q, want %q", info.Kind, tt.wantKind)
+			}
+			if tt.wantWarning == "" && info.Warning != "" || !strings.Contains(info.Warning, tt.wantWarning) {
+				t.Errorf("Info().Warning = %q, want %q", info.Warning, tt.wantWarning)
+			}
+			if got, err := s.Get(t.Context(), "work/secret"); err != nil || got != "v1" {
+				t.Errorf("Get = %q, %v; want the value set while the probe ran", got, err)
+			}
+			if fake, ok := tt.backend.(*fakeKeyring); ok {
+				if got := fake.snapshot()["work/secret"]; got != "v1" {
+					t.Errorf("keyring holds %q under work/secret, want the value set while the probe ran", got)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenSecretStoreLockedKeyring(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	fake := newFakeKeyring()
+	gate := newGatedKeyring(t, fake)
+	ks := newKeyringStore(gate)
+	ks.Timeout = 50 * time.Millisecond
+	s := openAsync(t, t.Context(), log, ks, 0)
+	waitProbe(t, s)
+
+	info := s.Info()
+	if info.Kind != "keyring" || !info.Persistent || !strings.Contains(info.Warning, "may be locked") {
+		t.Fatalf("Info() after the probe timed out = %+v, want the keyring with a warning that it may be locked", info)
+	}
+	if _, err := s.Get(t.Context(), "work/secret"); !errors.Is(err, ErrKeyringTimeout) {
+		t.Errorf("Get while locked: err = %v, want ErrKeyringTimeout", err)
+	}
+	if got := s.Info(); got != info {
+		t.Errorf("Info() after a timed-out call = %+v, want %+v", got, info)
+	}
+
+	gate.Open() // unlocked
+	if _, err := s.Get(t.Context(), "work/secret"); !errors.Is(err, providers.ErrSecretNotFound) {
+		t.Fatalf("Get once unlocked: err = %v, want ErrSecretNotFound", err)
+	}
+	if got, want := s.Info(), (StoreInfo{Kind: "keyring", Persistent: true}); got != want {
+		t.Errorf("Info() once the keyring answers = %+v, want %+v", got, want)
+	}
+
+	gate.Shut() // locked again
+	if err := s.Set(t.Context(), "work/secret", "v"); !errors.Is(err, ErrKeyringTimeout) {
+		t.Errorf("Set when locked again: err = %v, want ErrKeyringTimeout", err)
+	}
+	if got := s.Info(); got != info {
+		t.Errorf("Info() when locked again = %+v, want %+v", got, info)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Errorf("logged %d warnings, want 2 (locked at start, locked again): %q", n, logs.String())
+	}
+}
+
+func TestOpenSecretStoreStopsWithContext(t *testing.T) {
+	b := newBlockingKeyring(t)
+	ks := newKeyringStore(b)
+	ks.Timeout = time.Hour
+	ctx, cancel := context.WithCancel(t.Context())
+	s := openAsync(t, ctx, nil, ks, 0)
+	<-b.entered
+	cancel() // the agent stops
+	waitProbe(t, s)
+	if _, err := s.Get(t.Context(), "work/secret"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get after the agent's context ended: err = %v, want context.Canceled", err)
+	}
+	if info := s.Info(); info.Kind != "keyring" || info.Warning == "" {
+		t.Errorf("Info() = %+v, want the keyring with a warning that it was not checked", info)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

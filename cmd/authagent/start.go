@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -89,7 +88,7 @@ func spawnAgent(ctx context.Context, client *ipc.Client, sock, configPath string
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(startTimeout)
 	for {
 		st, err := client.Status(ctx)
 		if err == nil {
@@ -100,11 +99,38 @@ func spawnAgent(ctx context.Context, client *ipc.Client, sock, configPath string
 		case err := <-exited:
 			return nil, fmt.Errorf("the agent exited at start (%v); see %s", err, logPath)
 		case <-deadline:
-			return nil, errors.New("the agent did not answer within 10s; see " + logPath)
+			return nil, fmt.Errorf("the agent (pid %d) did not answer on %s within %s; %s; "+
+				"see %s for why, or run `authagent serve` to watch it start in the foreground",
+				cmd.Process.Pid, sock, startTimeout, stopAgent(cmd.Process.Pid, exited), logPath)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("start interrupted (%w); %s", ctx.Err(), stopAgent(cmd.Process.Pid, exited))
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// startTimeout is how long start waits for a new agent to answer on its socket.
+const startTimeout = 10 * time.Second
+
+// stopAgent ends an agent that start launched but gave up on, and whatever that agent
+// started (it leads a process group of its own, from Setsid): SIGTERM first so it can
+// remove its socket, SIGKILL if it is still there after a moment. It waits until the agent
+// is reaped (exited receives Wait's result), so start leaves nothing behind, and says what
+// it did for the error message.
+func stopAgent(pid int, exited <-chan error) string {
+	syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+		return "it was stopped"
+	case <-time.After(2 * time.Second):
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	select {
+	case <-exited:
+		return "it was killed"
+	case <-time.After(5 * time.Second):
+		// Only a process stuck in the kernel (a hung network file system) outlives SIGKILL.
+		return fmt.Sprintf("it could not be stopped: kill process group %d yourself once it can be", pid)
 	}
 }
 
