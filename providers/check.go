@@ -38,6 +38,27 @@ func HasControl(s string) bool {
 	return false
 }
 
+// CheckSendable returns a *ConfigError for key when value holds what no HTTP header or gRPC
+// metadata value can carry (see HasControl), and nil when it holds none. The message names
+// the character, never the value.
+func CheckSendable(key, value string) error {
+	for i := 0; i < len(value); i++ {
+		if !HasControl(value[i : i+1]) {
+			continue
+		}
+		c := value[i]
+		what := fmt.Sprintf("the control character U+%04X", c)
+		switch c {
+		case '\r', '\n':
+			what = "a line break"
+		case 0:
+			what = "a NUL byte"
+		}
+		return &ConfigError{Key: key, Message: "contains " + what + ", which can never be sent; remove it"}
+	}
+	return nil
+}
+
 // ExplainTransport words a failure to reach an endpoint (who: "the identity provider",
 // "the token endpoint"): a timeout, a refused connection, a context deadline. It reports
 // false for any other error.

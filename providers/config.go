@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -53,6 +54,20 @@ type ProfileConfig struct {
 	JWKSURL  string            `toml:"jwks_url,omitempty" json:"jwks_url,omitempty"`
 }
 
+// SubKey is the ConfigError key of entry name in table, as the config file spells it:
+// "headers.X-Api-Key", or "headers.\"X.Api\"" when name is not a bare TOML key.
+func SubKey(table, name string) string {
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return table + "." + strconv.Quote(name)
+		}
+	}
+	if name == "" {
+		return table + `.""`
+	}
+	return table + "." + name
+}
+
 // Duration is a time.Duration written as a Go duration string ("90s", "5m") in TOML and JSON.
 type Duration time.Duration
 
@@ -85,8 +100,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // CheckKeys returns a *ConfigError for the first key that is set in cfg but not among the
 // keys the kind accepts. The common keys (provider, hosts, username, refresh_before,
-// min_valid) are always accepted.
+// min_valid) are always accepted; a username that could never be sent (CheckSendable: it
+// goes to git line by line) is refused.
 func CheckKeys(cfg *ProfileConfig, kind string, accepted ...string) error {
+	if err := CheckSendable("username", cfg.Username); err != nil {
+		return err
+	}
 	ok := map[string]bool{"provider": true, "hosts": true, "username": true, "refresh_before": true, "min_valid": true}
 	for _, k := range accepted {
 		ok[k] = true

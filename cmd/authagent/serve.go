@@ -21,12 +21,13 @@ import (
 	"github.com/authagent/authagent/providers/externaljwt"
 )
 
-// factories are the credential kinds this build knows.
-func factories() map[string]providers.Factory {
+// factories are the credential kinds this build knows. Commands that externaljwt profiles
+// run are killed when stop ends, so they do not hold up the agent's shutdown.
+func factories(stop context.Context) map[string]providers.Factory {
 	return map[string]providers.Factory{
 		apikey.Name:      apikey.New,
 		devicecode.Name:  devicecode.New,
-		externaljwt.Name: externaljwt.New,
+		externaljwt.Name: externaljwt.NewFactory(stop),
 	}
 }
 
@@ -83,7 +84,7 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 	a, err := agent.New(agent.Options{
 		Config:    cfg,
 		Store:     store,
-		Providers: factories(),
+		Providers: factories(ctx),
 		Logger:    log,
 		Version:   version,
 	})

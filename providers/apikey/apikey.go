@@ -18,7 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -56,8 +58,15 @@ const (
 	modeSigV4             = "sigv4"
 )
 
-// New is the providers.Factory for apikey profiles. An empty mode is "headers".
+// New is the providers.Factory for apikey profiles. An empty mode is "headers". Every value
+// that goes into a header or gRPC metadata must be sendable there (providers.CheckSendable):
+// it is refused here rather than found out at the first request.
 func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+	// key_id goes into headers and metadata, the SigV4 Authorization header or the OAuth
+	// client's credentials, whatever the mode.
+	if err := providers.CheckSendable("key_id", cfg.KeyID); err != nil {
+		return nil, err
+	}
 	switch cfg.Mode {
 	case "", modeHeaders:
 		return newHeaders(cfg, env)
@@ -78,12 +87,17 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 	if len(headers) == 0 {
 		headers = defaultHeaders
 	}
-	for name, tmpl := range headers {
+	// In name order, so the same config always gets the same error.
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
+		key := providers.SubKey("headers", name)
 		if !headerNameRE().MatchString(name) {
-			return nil, &providers.ConfigError{Key: "headers", Message: fmt.Sprintf("%q is not a valid HTTP header name", name)}
+			return nil, &providers.ConfigError{Key: key, Message: "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"}
 		}
-		if err := checkTemplate(tmpl); err != nil {
-			return nil, &providers.ConfigError{Key: "headers", Message: fmt.Sprintf("header %s: %v", name, err)}
+		if err := providers.CheckSendable(key, headers[name]); err != nil {
+			return nil, err
+		}
+		if err := checkTemplate(headers[name]); err != nil {
+			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
 		}
 	}
 	metadata := cfg.Metadata
@@ -94,13 +108,17 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 		}
 	}
 	md := make(map[string]string, len(metadata))
-	for key, tmpl := range metadata {
-		lk := strings.ToLower(key)
+	for _, name := range slices.Sorted(maps.Keys(metadata)) {
+		key, tmpl := providers.SubKey("metadata", name), metadata[name]
+		lk := strings.ToLower(name)
 		if !metadataKeyRE().MatchString(lk) || strings.HasSuffix(lk, "-bin") || strings.HasPrefix(lk, "grpc-") {
-			return nil, &providers.ConfigError{Key: "metadata", Message: fmt.Sprintf("%q is not a usable gRPC metadata key (lowercase letters, digits, '-', '_', '.'; not grpc-* or *-bin)", key)}
+			return nil, &providers.ConfigError{Key: key, Message: "is not a usable gRPC metadata key (lowercase letters, digits, '-', '_', '.'; not grpc-* or *-bin)"}
+		}
+		if err := providers.CheckSendable(key, tmpl); err != nil {
+			return nil, err
 		}
 		if err := checkTemplate(tmpl); err != nil {
-			return nil, &providers.ConfigError{Key: "metadata", Message: fmt.Sprintf("metadata %s: %v", key, err)}
+			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
 		}
 		md[lk] = tmpl
 	}

@@ -114,10 +114,10 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"unknown mode", providers.ProfileConfig{Mode: "magic"}, "mode"},
 		{"devicecode key", providers.ProfileConfig{Issuer: "https://x"}, "issuer"},
-		{"bad header name", providers.ProfileConfig{Headers: map[string]string{"X Key": "{secret}"}}, "headers"},
-		{"unknown placeholder", providers.ProfileConfig{Headers: map[string]string{"X-Key": "{password}"}}, "headers"},
-		{"grpc- metadata", providers.ProfileConfig{Metadata: map[string]string{"grpc-timeout": "{secret}"}}, "metadata"},
-		{"binary metadata", providers.ProfileConfig{Metadata: map[string]string{"token-bin": "{secret}"}}, "metadata"},
+		{"bad header name", providers.ProfileConfig{Headers: map[string]string{"X Key": "{secret}"}}, `headers."X Key"`},
+		{"unknown placeholder", providers.ProfileConfig{Headers: map[string]string{"X-Key": "{password}"}}, "headers.X-Key"},
+		{"grpc- metadata", providers.ProfileConfig{Metadata: map[string]string{"grpc-timeout": "{secret}"}}, "metadata.grpc-timeout"},
+		{"binary metadata", providers.ProfileConfig{Metadata: map[string]string{"token-bin": "{secret}"}}, "metadata.token-bin"},
 		{"headers: token_url", providers.ProfileConfig{TokenURL: "https://x/token"}, "token_url"},
 		{"headers: region", providers.ProfileConfig{Mode: "headers", Region: "us-east-1"}, "region"},
 
@@ -187,5 +187,53 @@ func TestConfigAccepted(t *testing.T) {
 				t.Errorf("provider %s, want %s", got, want)
 			}
 		})
+	}
+}
+
+// TestUnsendableValuesRefused: a value with a control character (other than tab) could never
+// go out in a header or gRPC metadata, so the Factory refuses it and names the field, in
+// every mode the field is used in. The message never repeats the value.
+func TestUnsendableValuesRefused(t *testing.T) {
+	const evil = "a\r\nX-Evil: 1 {secret}"
+	for _, tc := range []struct {
+		name    string
+		cfg     providers.ProfileConfig
+		wantKey string
+		wantMsg string
+	}{
+		{"header value CRLF", providers.ProfileConfig{Headers: map[string]string{"X-K": evil}}, "headers.X-K", "contains a line break"},
+		{"header value LF", providers.ProfileConfig{Headers: map[string]string{"X-K": "a\n{secret}"}}, "headers.X-K", "contains a line break"},
+		{"header value NUL", providers.ProfileConfig{Headers: map[string]string{"X-K": "a\x00{secret}"}}, "headers.X-K", "contains a NUL byte"},
+		{"header value ESC", providers.ProfileConfig{Headers: map[string]string{"X-K": "a\x1b{secret}"}}, "headers.X-K", "U+001B"},
+		{"header value DEL", providers.ProfileConfig{Headers: map[string]string{"X-K": "a\x7f{secret}"}}, "headers.X-K", "U+007F"},
+		{"header name with CRLF", providers.ProfileConfig{Headers: map[string]string{"X-K\r\nX-Evil": "{secret}"}}, `headers."X-K\r\nX-Evil"`, "not a valid HTTP header name"},
+		{"header name with a colon", providers.ProfileConfig{Headers: map[string]string{"X-K:": "{secret}"}}, `headers."X-K:"`, "not a valid HTTP header name"},
+		{"metadata value", providers.ProfileConfig{Metadata: map[string]string{"auth": evil}}, "metadata.auth", "contains a line break"},
+		{"metadata key", providers.ProfileConfig{Metadata: map[string]string{"auth\n": "{secret}"}}, `metadata."auth\n"`, "not a usable gRPC metadata key"},
+		{"key_id, headers mode", providers.ProfileConfig{KeyID: "id\r\nX-Evil: 1"}, "key_id", "contains a line break"},
+		{"key_id, client_credentials", providers.ProfileConfig{Mode: "client_credentials", KeyID: "id\n", TokenURL: "https://x/token"}, "key_id", "contains a line break"},
+		{"key_id, sigv4", providers.ProfileConfig{Mode: "sigv4", KeyID: "id\x00", Region: "r", Service: "s"}, "key_id", "contains a NUL byte"},
+		{"username", providers.ProfileConfig{Username: "git\npassword=x"}, "username", "contains a line break"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Provider = Name
+			_, err := New(&cfg, providers.Env{Secrets: secrets{}})
+			var ce *providers.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a ConfigError for %s", err, tc.wantKey)
+			}
+			if ce.Key != tc.wantKey || !strings.Contains(ce.Message, tc.wantMsg) {
+				t.Errorf("got key %q message %q, want key %q and a message with %q", ce.Key, ce.Message, tc.wantKey, tc.wantMsg)
+			}
+			if strings.ContainsAny(err.Error(), "\r\n\x00\x1b\x7f") {
+				t.Errorf("the error %q holds a control character itself", err)
+			}
+		})
+	}
+	// A tab is allowed in a header value (RFC 9110 field content).
+	cfg := providers.ProfileConfig{Provider: Name, Headers: map[string]string{"X-K": "a\t{secret}"}}
+	if _, err := New(&cfg, providers.Env{Secrets: secrets{}}); err != nil {
+		t.Errorf("a tab in a header value: %v", err)
 	}
 }

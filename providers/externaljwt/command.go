@@ -3,6 +3,7 @@ package externaljwt
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/authagent/authagent/providers"
 )
 
 const (
@@ -36,10 +39,15 @@ var passedEnv = []string{"PATH", "HOME", "USER", "LANG"}
 // execInfo tells Kubernetes exec plugins that nobody is at a terminal, as kubectl does.
 const execInfo = `{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}`
 
-// run runs the command with its own environment and directory, no stdin, and the timeout;
-// on timeout its whole process group is killed. It returns stdout.
+// run runs the command with its own environment and directory, no stdin, and the timeout,
+// in a process group of its own that is killed whole when the fetch is cancelled, times out
+// or the agent stops (p.stop), and that dies with the agent however it exits. It returns
+// stdout.
 func (p *Provider) run(ctx context.Context) ([]byte, error) {
 	name := p.argv[0]
+	if p.stop.Err() != nil {
+		return nil, fmt.Errorf("command %q not run: %w", name, errStopping)
+	}
 	env := p.childEnv()
 	path, err := p.lookPath(name, env)
 	if err != nil {
@@ -47,6 +55,9 @@ func (p *Provider) run(ctx context.Context) ([]byte, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	// A command has nothing to save, unlike a refresh that rotated a token: it must not hold
+	// up the agent's shutdown.
+	defer context.AfterFunc(p.stop, cancel)()
 	cmd := exec.CommandContext(rctx, path, p.argv[1:]...)
 	cmd.Args[0] = name
 	cmd.Env = env
@@ -55,13 +66,21 @@ func (p *Provider) run(ctx context.Context) ([]byte, error) {
 	stdout.max, stderr.max = maxAnswer, maxStderr
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = waitDelay
-	killGroupOnCancel(cmd)
+	g, err := newGroup()
+	if err != nil {
+		return nil, fmt.Errorf("command %q: %w", name, err)
+	}
+	defer g.release()
+	g.add(cmd)
 
 	err = cmd.Run()
 	if errors.Is(err, exec.ErrWaitDelay) {
 		err = nil // it exited 0; a child it left behind held stdout open
 	}
 	if err != nil {
+		if p.stop.Err() != nil {
+			return nil, fmt.Errorf("command %q killed: %w", name, errStopping)
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("command %q: %w", name, ctx.Err())
 		}
@@ -71,10 +90,14 @@ func (p *Provider) run(ctx context.Context) ([]byte, error) {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			msg := fmt.Sprintf("command %q failed (%s)", name, ee.ProcessState)
-			if s := shortStderr(stderr.buf.Bytes()); s != "" {
-				msg += ": " + s
-			} else {
+			known, kerr := p.knownSecrets(ctx, stdout.buf.Bytes())
+			switch s := shortStderr(stderr.buf.Bytes(), known); {
+			case s == "":
 				msg += " and wrote nothing on stderr"
+			case kerr != nil:
+				msg += fmt.Sprintf("; its stderr is not shown: the profile's secrets could not be read to scrub it from there (%v)", kerr)
+			default:
+				msg += ": " + s
 			}
 			return nil, errors.New(msg)
 		}
@@ -84,6 +107,41 @@ func (p *Provider) run(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("command %q printed more than %d bytes; want one token or JSON", name, maxAnswer)
 	}
 	return stdout.buf.Bytes(), nil
+}
+
+// errStopping is why a command was killed or not run: the agent is shutting down.
+var errStopping = errors.New("the agent is stopping")
+
+// knownSecrets are the values this profile knows to be secret, to be scrubbed from the
+// command's stderr whatever their length: the profile's stored secret and pushed token, the
+// last token the command printed, the token in out (what it printed this time), and the
+// values of the profile's env. It fails when the secret store cannot say what it holds.
+func (p *Provider) knownSecrets(ctx context.Context, out []byte) ([]string, error) {
+	var known []string
+	for _, key := range []string{providers.SecretKey, providers.PushedTokenKey} {
+		v, err := p.secrets.Get(ctx, key)
+		if errors.Is(err, providers.ErrSecretNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", key, err)
+		}
+		known = append(known, v)
+		var st pushed
+		if key == providers.PushedTokenKey && json.Unmarshal([]byte(v), &st) == nil {
+			known = append(known, st.Token)
+		}
+	}
+	p.mu.Lock()
+	known = append(known, p.lastToken)
+	p.mu.Unlock()
+	if a, err := parseAnswer(out, p.now(), "output"); err == nil {
+		known = append(known, a.token)
+	}
+	for _, v := range p.env {
+		known = append(known, v)
+	}
+	return known, nil
 }
 
 // childEnv is the command's environment: passedEnv from the agent's, the Kubernetes exec
@@ -200,11 +258,55 @@ func scrub(s string) string {
 	})
 }
 
-// shortStderr makes a command's stderr fit in one error message: scrubbed of tokens first
-// (cutting first could leave half a token unrecognised), lines joined, then cut short.
-func shortStderr(b []byte) string {
+// minScrubLen is the length from which a known secret is scrubbed wherever it occurs. A
+// shorter one is scrubbed only where it stands alone, with no letter or digit on either
+// side: scrubbing "a" everywhere would turn "failed" into "f[redacted]iled".
+const minScrubLen = 4
+
+// scrubKnown replaces each of the known values in s with [redacted], longest first, in one
+// pass (a replacement is never searched again). Empty values are ignored.
+func scrubKnown(s string, known []string) string {
+	vals := make([]string, 0, len(known))
+	for _, v := range known {
+		if v != "" && !slices.Contains(vals, v) {
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) == 0 {
+		return s
+	}
+	slices.SortFunc(vals, func(a, b string) int { return len(b) - len(a) })
+	var b strings.Builder
+	i := 0
+next:
+	for i < len(s) {
+		for _, v := range vals {
+			if !strings.HasPrefix(s[i:], v) {
+				continue
+			}
+			if len(v) < minScrubLen && (i > 0 && isAlnum(s[i-1]) || i+len(v) < len(s) && isAlnum(s[i+len(v)])) {
+				continue
+			}
+			b.WriteString(redacted)
+			i += len(v)
+			continue next
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// shortStderr makes a command's stderr fit in one error message: scrubbed of the known
+// secrets and of what looks like a token first (cutting first could leave half a token
+// unrecognised), lines joined, then cut short.
+func shortStderr(b []byte, known []string) string {
 	var lines []string
-	for _, l := range strings.Split(scrub(strings.ToValidUTF8(string(b), "?")), "\n") {
+	for _, l := range strings.Split(scrub(strings.ToValidUTF8(scrubKnown(string(b), known), "?")), "\n") {
 		if l = strings.TrimSpace(l); l != "" {
 			lines = append(lines, l)
 		}

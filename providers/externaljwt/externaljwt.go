@@ -9,6 +9,11 @@
 // there is none and the token is used until a server rejects it. When jwks_url is set, the
 // token's signature is verified against that key set and a token that fails is refused.
 //
+// A command runs in a process group of its own that is killed whole when its fetch is
+// cancelled or times out, when the agent stops (NewFactory), and when the agent dies however
+// it dies. A failed command's stderr goes into the error scrubbed of the profile's own
+// secrets and of anything shaped like a token.
+//
 // The package does not decide when to fetch again (that is the agent's refresh policy), and
 // it never mints, refreshes or revokes tokens itself.
 package externaljwt
@@ -61,10 +66,12 @@ type Provider struct {
 	secrets  providers.Secrets
 	now      func() time.Time
 	log      *slog.Logger
+	stop     context.Context // ends when the agent stops; commands are killed then
 
-	mu      sync.Mutex
-	read    bool     // Fetch has read the token file at least once
-	lastSum [32]byte // the token file's content as Fetch last read it or Watch last reported it
+	mu        sync.Mutex
+	read      bool     // Fetch has read the token file at least once
+	lastSum   [32]byte // the token file's content as Fetch last read it or Watch last reported it
+	lastToken string   // the token the command printed last time it succeeded
 }
 
 var (
@@ -73,8 +80,23 @@ var (
 )
 
 // New is the providers.Factory for externaljwt profiles. A profile sets command or file;
-// with neither, it takes pushed tokens.
+// with neither, it takes pushed tokens. A command runs until its fetch's context ends or its
+// timeout passes; an agent uses NewFactory instead.
 func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+	return build(context.Background(), cfg, env)
+}
+
+// NewFactory is New for an agent that stops when stop ends. From then on a command in flight
+// is killed at once (its fetch fails with an error saying the agent is stopping) and none is
+// started, so the agent's shutdown does not wait for a command, which unlike a refresh that
+// rotated a token has nothing to save.
+func NewFactory(stop context.Context) providers.Factory {
+	return func(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+		return build(stop, cfg, env)
+	}
+}
+
+func build(stop context.Context, cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
 	if err := providers.CheckKeys(cfg, Name, "command", "env", "dir", "timeout", "file", "lifetime", "jwks_url"); err != nil {
 		return nil, err
 	}
@@ -85,6 +107,7 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		secrets:  env.Secrets,
 		now:      env.Now,
 		log:      env.Logger,
+		stop:     stop,
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -98,6 +121,11 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 	case cfg.Command != nil:
 		if len(cfg.Command) == 0 || cfg.Command[0] == "" {
 			return nil, &providers.ConfigError{Key: "command", Message: `needs at least the program to run, like ["vault", "read", "-field=token", "auth/jwt/token"]`}
+		}
+		for i, arg := range cfg.Command {
+			if strings.ContainsRune(arg, 0) {
+				return nil, &providers.ConfigError{Key: "command", Message: fmt.Sprintf("word %d contains a NUL byte, which no program can be given; remove it", i+1)}
+			}
 		}
 		p.src = sourceCommand
 		p.argv = append([]string(nil), cfg.Command...)
@@ -148,6 +176,9 @@ func (p *Provider) setCommandOptions(cfg *providers.ProfileConfig) error {
 	}
 	p.env = maps.Clone(cfg.Env)
 	if cfg.Dir != "" {
+		if strings.ContainsRune(cfg.Dir, 0) {
+			return &providers.ConfigError{Key: "dir", Message: "contains a NUL byte; remove it"}
+		}
 		if !filepath.IsAbs(cfg.Dir) {
 			return &providers.ConfigError{Key: "dir", Message: fmt.Sprintf("%q is not an absolute path (~ is not expanded)", cfg.Dir)}
 		}
@@ -181,7 +212,13 @@ func (p *Provider) fetchCommand(ctx context.Context) (*providers.Credential, err
 	if err != nil {
 		return nil, fmt.Errorf("command %q: %w", p.argv[0], err)
 	}
-	return p.accept(ctx, a, now, fmt.Sprintf("the token from command %q", p.argv[0]))
+	cred, err := p.accept(ctx, a, now, fmt.Sprintf("the token from command %q", p.argv[0]))
+	if err == nil {
+		p.mu.Lock()
+		p.lastToken = cred.Token
+		p.mu.Unlock()
+	}
+	return cred, err
 }
 
 func (p *Provider) fetchFile(ctx context.Context) (*providers.Credential, error) {

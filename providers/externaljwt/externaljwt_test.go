@@ -138,6 +138,9 @@ func TestNewConfig(t *testing.T) {
 		{"jwks over http", providers.ProfileConfig{JWKSURL: "http://login.example.com/jwks"}, "jwks_url"},
 		{"jwks not a URL", providers.ProfileConfig{JWKSURL: "jwks.json"}, "jwks_url"},
 		{"key of another kind", providers.ProfileConfig{ClientID: "cli"}, "client_id"},
+		{"username with a line break", providers.ProfileConfig{Username: "ci\npassword=x"}, "username"},
+		{"command word with a NUL", providers.ProfileConfig{Command: []string{"vault", "read\x00x"}}, "command"},
+		{"dir with a NUL", providers.ProfileConfig{Command: []string{"vault"}, Dir: "/tmp\x00x"}, "dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,13 @@ package externaljwt
 
 import "os/exec"
 
-// killGroupOnCancel leaves exec's default in place on systems without process groups: a
-// timeout kills the command itself, and its children only if they exit with it. The
-// WaitDelay set by run still makes Fetch return when they hold its stdout open.
-func killGroupOnCancel(cmd *exec.Cmd) {}
+// group does nothing on systems without process groups: a timeout kills the command itself,
+// and its children only if they exit with it; a command in flight outlives an agent that is
+// killed. The WaitDelay set by run still makes Fetch return when children hold its stdout.
+type group struct{}
+
+func newGroup() (*group, error) { return &group{}, nil }
+
+func (g *group) add(cmd *exec.Cmd) {}
+
+func (g *group) release() {}
