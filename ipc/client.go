@@ -22,12 +22,20 @@ var ErrNoAgent = errors.New("no agent is running")
 // Client talks to the agent. Its zero value finds the socket by itself
 // (DefaultSocketPath); set Socket or Dial to point it elsewhere. It is safe for concurrent
 // use and keeps connections alive; do not copy it after first use.
+//
+// Before it writes anything on a new connection, the client checks that the agent is the
+// user's own: the socket's directory must belong to this user (or root), and the process
+// listening on the socket must run as this user (SO_PEERCRED). Otherwise the request fails
+// with an *UntrustedServerError (see IsUntrustedServer) and nothing is sent.
 type Client struct {
-	Socket string                                                            // default: DefaultSocketPath()
-	Dial   func(ctx context.Context, network, addr string) (net.Conn, error) // default: a net.Dialer on Socket
+	Socket string // default: DefaultSocketPath()
+	// Dial opens a connection to addr (the Socket path). It must return a Unix socket
+	// connection: its server is checked as the default dialer's is, but not the directory.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error) // default: a net.Dialer on Socket
 
-	once sync.Once
-	pool *connPool
+	once  sync.Once
+	pool  *connPool
+	check serverCheck
 }
 
 func (c *Client) socket() string {
@@ -45,8 +53,22 @@ func (c *Client) conns() *connPool {
 			var d net.Dialer
 			dial = d.DialContext
 		}
+		ownDialer := c.Dial == nil
 		c.pool = &connPool{dial: func(ctx context.Context) (net.Conn, error) {
-			return dial(ctx, "unix", sock)
+			if ownDialer {
+				if err := c.check.directory(sock); err != nil {
+					return nil, err
+				}
+			}
+			conn, err := dial(ctx, "unix", sock)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.check.server(sock, conn); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return conn, nil
 		}}
 	})
 	return c.pool
@@ -95,6 +117,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 }
 
 func (c *Client) connError(err error) error {
+	if IsUntrustedServer(err) {
+		return err // it names the socket and says what to do
+	}
 	var ne *net.OpError
 	if errors.As(err, &ne) && ne.Op == "dial" {
 		return fmt.Errorf("%w at %s: start one with `eval \"$(authagent start)\"` (or `authagent serve`), or set AUTHAGENT_SOCK: %w", ErrNoAgent, c.socket(), err)

@@ -35,6 +35,12 @@ type env struct {
 // startServer runs an agent with one apikey profile "hub" behind a real socket.
 func startServer(t testing.TB, uid *int) *env {
 	t.Helper()
+	return startServerOn(t, filepath.Join(t.TempDir(), "run", "agent.sock"), uid)
+}
+
+// startServerOn is startServer on the socket path sock.
+func startServerOn(t testing.TB, sock string, uid *int) *env {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.toml")
 	store := agent.NewMemoryStore()
@@ -50,7 +56,6 @@ func startServer(t testing.TB, uid *int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(dir, "run", "agent.sock")
 	ln, err := Listen(sock)
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,7 @@
-//go:build !linux
+//go:build !linux && !darwin && !freebsd
 
 package ipc
 
-import (
-	"errors"
-	"net"
-)
-
-// ErrNotImplemented is returned where this OS lacks a feature; the caller refuses service
-// rather than guess.
-var ErrNotImplemented = errors.New("not implemented on this platform")
+import "net"
 
 func peerOf(net.Conn) (Peer, error) { return Peer{}, ErrNotImplemented }

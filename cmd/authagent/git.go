@@ -33,7 +33,8 @@ func newGitCredentialCmd(c *cli) *cobra.Command {
 
 // gitCredential answers one git request. It never fails git: with no agent, no profile
 // for the host or a profile that needs a login, it says so on stderr at most and prints
-// nothing, so git goes on to its next helper or asks the user.
+// nothing, so git goes on to its next helper or asks the user. A socket that another user
+// serves is an error (git goes on all the same), so scripts notice.
 func gitCredential(cmd *cobra.Command, client *ipc.Client, op string, in io.Reader, out io.Writer) error {
 	req, err := credhelper.ReadGitRequest(in)
 	if err != nil {
@@ -51,6 +52,8 @@ func gitCredential(cmd *cobra.Command, client *ipc.Client, op string, in io.Read
 	switch {
 	case errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile:
 		return nil
+	case ipc.IsUntrustedServer(err):
+		return err
 	case err != nil:
 		if op == "get" {
 			fmt.Fprintln(os.Stderr, "authagent:", oneLine(err.Error()))

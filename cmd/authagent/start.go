@@ -41,6 +41,9 @@ The background agent logs to $XDG_STATE_HOME/authagent/agent.log
 			client := &ipc.Client{Socket: sock}
 			st, err := client.Status(cmd.Context())
 			if err != nil {
+				if ipc.IsUntrustedServer(err) {
+					return err // another user's socket: a new agent could not listen there either
+				}
 				if st, err = spawnAgent(cmd.Context(), client, sock, configPath); err != nil {
 					return err
 				}
@@ -94,6 +97,9 @@ func spawnAgent(ctx context.Context, client *ipc.Client, sock, configPath string
 		if err == nil {
 			cmd.Process.Release()
 			return st, nil
+		}
+		if ipc.IsUntrustedServer(err) {
+			return nil, fmt.Errorf("%w; the agent started in its place (pid %d): %s", err, cmd.Process.Pid, stopAgent(cmd.Process.Pid, exited))
 		}
 		select {
 		case err := <-exited:
