@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,6 +31,43 @@ var deadGrantCodes = map[string]bool{
 // (refresh token, client credentials) is dead and the profile needs a login.
 func DeadGrant(code string) bool { return deadGrantCodes[code] }
 
+// clientConfigCodes are the OAuth error codes (RFC 6749 §5.2) that say the client's own
+// configuration is wrong: no retry helps until the user fixes the profile or the client's
+// registration at the server.
+var clientConfigCodes = map[string]bool{
+	"invalid_client":         true,
+	"unauthorized_client":    true,
+	"unsupported_grant_type": true,
+	"invalid_scope":          true,
+}
+
+// ClientConfigError reports whether an OAuth error code from a token endpoint means the
+// profile's client configuration is wrong (client id or secret, scopes, allowed grants).
+func ClientConfigError(code string) bool { return clientConfigCodes[code] }
+
+// maxRedirects bounds the redirects a GET to an identity provider may follow.
+const maxRedirects = 3
+
+// CheckRedirect is the redirect policy of every provider call (http.Client.CheckRedirect).
+// A POST is never redirected: following it would send its body, which holds a refresh
+// token or a client secret, again, perhaps elsewhere; the error says to configure the URL
+// it redirects to. A GET (discovery, keys) may follow up to maxRedirects redirects, each to
+// an endpoint CheckEndpoint allows.
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0]
+	target := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+	if first.Method != http.MethodGet && first.Method != http.MethodHead {
+		return fmt.Errorf("%s redirects to %s; authagent does not follow a redirect that would send a secret again: configure %s instead", first.URL.Host, target, target)
+	}
+	if len(via) > maxRedirects {
+		return fmt.Errorf("%s redirects more than %d times", first.URL.Host, maxRedirects)
+	}
+	if err := CheckEndpoint(req.URL.String()); err != nil {
+		return fmt.Errorf("%s redirects to %w", first.URL.Host, err)
+	}
+	return nil
+}
+
 // ExpiryFrom is when an access token expires on the agent's clock: sent (when the request
 // left, on the agent's clock) plus expires_in (RFC 6749 §5.1) where the answer has a
 // positive one, else the token's JWT exp claim, else zero (unknown). expiresIn is the raw
@@ -46,7 +85,8 @@ func ExpiryFrom(sent time.Time, expiresIn any, accessToken string) time.Time {
 		secs, _ = strconv.ParseFloat(v, 64)
 	}
 	if secs > 0 && secs <= math.MaxInt32 {
-		return sent.Add(time.Duration(secs * float64(time.Second)))
+		// Round(0): a wall-clock time, so that time asleep (a suspended laptop) counts.
+		return sent.Round(0).Add(time.Duration(secs * float64(time.Second)))
 	}
 	exp, _ := JWTExpiry(accessToken)
 	return exp
@@ -142,6 +182,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if len(body) == maxErrorBody {
 		return resp, nil // too large to be an error object; the rest follows unread
 	}
+	if fixed, ok := normalizeExpiresIn(body); ok {
+		orig.Close()
+		body = fixed
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	var e struct {
 		Error any `json:"error"`
 	}
@@ -157,19 +204,55 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (m *ResponseMeta) record(resp *http.Response, local time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-		m.serverDate, m.localDate = d, local
+	date, dateErr := http.ParseTime(resp.Header.Get("Date"))
+	if dateErr == nil {
+		m.serverDate, m.localDate = date, local
 	}
 	m.retryAfter = 0
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
-		if secs, err := strconv.Atoi(ra); err == nil && secs > 0 {
-			m.retryAfter = time.Duration(secs) * time.Second
+		const limit = 24 * time.Hour // no more is needed to say "much later"; larger overflows
+		if secs, err := strconv.ParseUint(ra, 10, 64); err == nil {
+			m.retryAfter = time.Duration(min(secs, uint64(limit/time.Second))) * time.Second
 		} else if at, err := http.ParseTime(ra); err == nil {
-			if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil && at.After(d) {
-				m.retryAfter = at.Sub(d) // both on the server's clock
+			now := local // without a Date, the date counts from the agent's clock
+			if dateErr == nil {
+				now = date // both on the server's clock
+			}
+			if at.After(now) {
+				m.retryAfter = min(at.Sub(now), limit)
 			}
 		}
 	}
+}
+
+// normalizeExpiresIn rewrites an expires_in that is not a whole number (3600.0, "3599.5",
+// 1e3, "") into one, or removes it when it is no number at all: x/oauth2 rejects the whole
+// answer otherwise, and with it a rotated refresh token the server already issued. A
+// fraction is cut off (the token is taken to expire a little early), and a positive value
+// below one second becomes 1. It reports whether the body changed.
+func normalizeExpiresIn(body []byte) ([]byte, bool) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return body, false
+	}
+	raw, ok := obj["expires_in"]
+	if !ok {
+		return body, false
+	}
+	v := strings.Trim(strings.TrimSpace(string(raw)), `"`)
+	if _, err := strconv.ParseInt(v, 10, 64); err == nil || string(raw) == "null" {
+		return body, false // x/oauth2 reads these
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 && f <= math.MaxInt32 {
+		obj["expires_in"] = json.RawMessage(strconv.FormatInt(max(int64(f), 1), 10))
+	} else {
+		delete(obj, "expires_in")
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return body, false
+	}
+	return out, true
 }
 
 type readCloser struct {

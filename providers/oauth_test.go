@@ -180,3 +180,107 @@ func TestTransportLargeBodyIntact(t *testing.T) {
 		t.Fatalf("read %d bytes (%v), want the %d-byte body intact", len(got), err, len(big))
 	}
 }
+
+func TestNormalizeExpiresIn(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"access_token":"a","expires_in":3600}`, ""},
+		{`{"access_token":"a","expires_in":"3600"}`, ""},
+		{`{"access_token":"a","expires_in":null}`, ""},
+		{`{"access_token":"a"}`, ""},
+		{`{"access_token":"a","expires_in":3600.0}`, "3600"},
+		{`{"access_token":"a","expires_in":"3599.5"}`, "3599"},
+		{`{"access_token":"a","expires_in":1e3}`, "1000"},
+		{`{"access_token":"a","expires_in":0.4}`, "1"},
+		{`{"access_token":"a","expires_in":""}`, "gone"},
+		{`{"access_token":"a","expires_in":"soon"}`, "gone"},
+		{`{"access_token":"a","expires_in":-5.5}`, "gone"},
+		{`{"access_token":"a","expires_in":1e300}`, "gone"},
+	} {
+		out, changed := normalizeExpiresIn([]byte(tc.in))
+		if tc.want == "" {
+			if changed {
+				t.Errorf("%s: changed to %s, want it left alone", tc.in, out)
+			}
+			continue
+		}
+		var m map[string]json.RawMessage
+		if !changed || json.Unmarshal(out, &m) != nil || string(m["access_token"]) != `"a"` {
+			t.Errorf("%s: got %s (changed %v)", tc.in, out, changed)
+			continue
+		}
+		got, ok := m["expires_in"]
+		if tc.want == "gone" && ok || tc.want != "gone" && string(got) != tc.want {
+			t.Errorf("%s: expires_in %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRetryAfterBounded(t *testing.T) {
+	local := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		header map[string]string
+		want   time.Duration
+	}{
+		{map[string]string{"Retry-After": "9223372037"}, 24 * time.Hour},
+		{map[string]string{"Retry-After": "18446744073709551615"}, 24 * time.Hour},
+		{map[string]string{"Retry-After": "-5"}, 0},
+		{map[string]string{"Retry-After": "soon"}, 0},
+		{map[string]string{"Retry-After": local.Add(2 * time.Minute).Format(http.TimeFormat)}, 2 * time.Minute}, // no Date: from the agent's clock
+	} {
+		resp := &http.Response{Header: http.Header{}}
+		for k, v := range tc.header {
+			resp.Header.Set(k, v)
+		}
+		m := &ResponseMeta{}
+		m.record(resp, local)
+		if got := m.RetryAfter(); got != tc.want {
+			t.Errorf("%v: Retry-After %s, want %s", tc.header, got, tc.want)
+		}
+	}
+}
+
+func TestCheckRedirect(t *testing.T) {
+	var hits []string
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hits = append(hits, r.Method+" "+r.URL.Path+" "+string(body))
+		switch r.URL.Path {
+		case "/token", "/loop":
+			http.Redirect(w, r, srv.URL+r.URL.Path, http.StatusTemporaryRedirect)
+		case "/keys":
+			http.Redirect(w, r, srv.URL+"/keys2", http.StatusFound)
+		case "/plain":
+			http.Redirect(w, r, "http://example.com/keys", http.StatusFound)
+		default:
+			io.WriteString(w, "{}")
+		}
+	}))
+	defer srv.Close()
+	hc := &http.Client{Transport: &Transport{}, CheckRedirect: CheckRedirect}
+
+	resp, err := hc.Post(srv.URL+"/token", "application/x-www-form-urlencoded", strings.NewReader("refresh_token=rt-secret"))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a POST followed a redirect")
+	}
+	if !strings.Contains(err.Error(), "configure") || strings.Contains(err.Error(), "rt-secret") {
+		t.Errorf("POST redirect: %v; want a message that says what to configure, without the body", err)
+	}
+	if len(hits) != 1 {
+		t.Errorf("the redirected POST reached the server %d times, want 1: %q", len(hits), hits)
+	}
+
+	hits = nil
+	resp, err = hc.Get(srv.URL + "/keys")
+	if err != nil {
+		t.Fatalf("GET with one redirect: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := hc.Get(srv.URL + "/loop"); err == nil || len(hits) > 2+maxRedirects+1 {
+		t.Errorf("a redirect loop: %v after %d requests; want an error after %d", err, len(hits)-2, maxRedirects+1)
+	}
+	if _, err := hc.Get(srv.URL + "/plain"); err == nil || !strings.Contains(err.Error(), "use https") {
+		t.Errorf("a redirect to plain http elsewhere: %v, want refused", err)
+	}
+}

@@ -24,6 +24,10 @@ type Credential struct {
 	Headers   map[string]string
 	// Metadata is gRPC metadata; keys are lowercase.
 	Metadata map[string]string
+	// Warning, when set, says what needs the user's attention although the credential is
+	// good, such as a rotated refresh token the secret store refused (kept in memory until
+	// it can be saved). The agent shows it as last_error. It never holds a secret.
+	Warning string
 }
 
 // Provider obtains credentials for one profile. Every kind implements it:

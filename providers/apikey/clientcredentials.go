@@ -115,35 +115,11 @@ func (p *ClientCredentials) explain(err error, secret string) error {
 	const doing = "get an access token"
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		desc := re.ErrorDescription
-		if secret != "" {
-			desc = strings.ReplaceAll(desc, secret, "[client secret]")
+		msg := p.explainCode(doing, re, secret)
+		if providers.DeadGrant(re.ErrorCode) || providers.ClientConfigError(re.ErrorCode) {
+			return providers.Mark(providers.ErrNeedsLogin, msg) // no retry helps
 		}
-		if desc != "" {
-			desc = ": " + desc
-		}
-		if providers.DeadGrant(re.ErrorCode) {
-			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the token endpoint refused the grant of client %q (%s%s); store the right secret with `authagent add %s --provider apikey --mode client_credentials …`",
-				p.clientID, re.ErrorCode, desc, p.profile))
-		}
-		switch re.ErrorCode {
-		case "invalid_client":
-			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the token endpoint refused client %q (invalid_client%s): key_id or the stored secret is wrong; store the right secret with `authagent add %s --provider apikey --mode client_credentials …`",
-				p.clientID, desc, p.profile))
-		case "unauthorized_client":
-			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("client %q may not use the client credentials grant (unauthorized_client%s); allow the grant for this client at the OAuth server, then store the secret again with `authagent add %s --provider apikey --mode client_credentials …`",
-				p.clientID, desc, p.profile))
-		case "invalid_scope":
-			return fmt.Errorf("%s: the token endpoint refused the scopes %q (invalid_scope%s); check scopes in the profile", doing, p.scopes, desc)
-		case "":
-			status := "no answer"
-			if re.Response != nil {
-				status = re.Response.Status
-			}
-			return fmt.Errorf("%s: the token endpoint at %s answered %s without an OAuth error", doing, providers.HostOf(p.tokenURL), status)
-		default:
-			return fmt.Errorf("%s: the token endpoint answered %s%s", doing, re.ErrorCode, desc)
-		}
+		return msg
 	}
 	if terr, ok := providers.ExplainTransport(doing, "the token endpoint", err); ok {
 		return terr
@@ -151,4 +127,37 @@ func (p *ClientCredentials) explain(err error, secret string) error {
 	// What is left are answers that are not a token response (HTML from a proxy, broken
 	// JSON); oauth2 describes them without the body.
 	return fmt.Errorf("%s: the token endpoint at %s sent an answer that is not a token response: %w", doing, providers.HostOf(p.tokenURL), err)
+}
+
+// explainCode words an OAuth error answer, with the secret cut out of the description
+// should a server echo it.
+func (p *ClientCredentials) explainCode(doing string, re *oauth2.RetrieveError, secret string) error {
+	desc := re.ErrorDescription
+	if secret != "" {
+		desc = strings.ReplaceAll(desc, secret, "[client secret]")
+	}
+	if desc != "" {
+		desc = ": " + desc
+	}
+	store := fmt.Sprintf("store the right secret with `authagent add %s --provider apikey --mode client_credentials …`", p.profile)
+	switch code := re.ErrorCode; {
+	case providers.DeadGrant(code):
+		return fmt.Errorf("the token endpoint refused the grant of client %q (%s%s); %s", p.clientID, code, desc, store)
+	case code == "invalid_client":
+		return fmt.Errorf("the token endpoint refused client %q (invalid_client%s): key_id or the stored secret is wrong; %s", p.clientID, desc, store)
+	case code == "unauthorized_client":
+		return fmt.Errorf("client %q may not use the client credentials grant (unauthorized_client%s); allow the grant for this client at the OAuth server, then %s", p.clientID, desc, store)
+	case code == "invalid_scope":
+		return fmt.Errorf("the token endpoint refused the scopes %q (invalid_scope%s); fix scopes in the profile", p.scopes, desc)
+	case code == "unsupported_grant_type":
+		return fmt.Errorf("the token endpoint does not offer the client credentials grant (unsupported_grant_type%s); check token_url", desc)
+	case code == "":
+		status := "no answer"
+		if re.Response != nil {
+			status = re.Response.Status
+		}
+		return fmt.Errorf("%s: the token endpoint at %s answered %s without an OAuth error", doing, providers.HostOf(p.tokenURL), status)
+	default:
+		return fmt.Errorf("%s: the token endpoint answered %s%s", doing, re.ErrorCode, desc)
+	}
 }

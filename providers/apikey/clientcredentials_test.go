@@ -156,7 +156,8 @@ func TestClientCredentialsErrors(t *testing.T) {
 	}{
 		{"invalid_client", jsonAnswer(401, map[string]string{"error": "invalid_client", "error_description": "bad secret " + ccSecret}), true, "authagent add svc"},
 		{"unauthorized_client", jsonAnswer(400, map[string]string{"error": "unauthorized_client"}), true, "may not use the client credentials grant"},
-		{"invalid_scope", jsonAnswer(400, map[string]string{"error": "invalid_scope"}), false, "check scopes"},
+		{"invalid_scope", jsonAnswer(400, map[string]string{"error": "invalid_scope"}), true, "fix scopes"},
+		{"unsupported_grant_type", jsonAnswer(400, map[string]string{"error": "unsupported_grant_type"}), true, "check token_url"},
 		{"5xx", jsonAnswer(503, map[string]string{}), false, "503"},
 		{"5xx HTML", html(502), false, "502 Bad Gateway without an OAuth error"},
 		{"HTML with 200", html(200), false, "not a token response"},

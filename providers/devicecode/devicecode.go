@@ -8,6 +8,7 @@ package devicecode
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +38,10 @@ type Provider struct {
 	hc      *http.Client
 	now     func() time.Time
 
-	mu        sync.Mutex // guards ep and pendingRT
+	mu        sync.Mutex // guards ep, pendingRT and revoked
 	ep        *endpoints
-	pendingRT string // a rotated refresh token the store refused; used until it is saved
+	pendingRT string   // a rotated refresh token the store refused; used until it is saved
+	revoked   [32]byte // SHA-256 of the refresh token Logout last revoked
 }
 
 type endpoints struct {
@@ -195,10 +197,7 @@ func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*
 	if tok.RefreshToken == "" {
 		return nil, fmt.Errorf("the identity provider issued no refresh token, so the login would end when the access token expires; add \"offline_access\" to scopes (or allow refresh tokens for client %s)", p.cfg.ClientID)
 	}
-	if err := p.save(ctx, tok); err != nil {
-		return nil, err
-	}
-	return p.credential(tok, received), nil
+	return p.saved(ctx, tok, received), nil
 }
 
 // Fetch trades the stored refresh token for a new access token. A rotated refresh token
@@ -229,10 +228,19 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	if tok.AccessToken == "" {
 		return nil, errors.New("the token endpoint answered without an access token")
 	}
+	return p.saved(ctx, tok, sent), nil
+}
+
+// saved saves tok's refresh token and returns its credential. When the store refuses the
+// refresh token, it is kept in memory (see save) and the access token is still good: the
+// credential carries the failure as a warning instead of being thrown away, which would
+// only make the agent ask the identity provider again.
+func (p *Provider) saved(ctx context.Context, tok *oauth2.Token, sent time.Time) *providers.Credential {
+	c := p.credential(tok, sent)
 	if err := p.save(ctx, tok); err != nil {
-		return nil, err
+		c.Warning = err.Error()
 	}
-	return p.credential(tok, sent), nil
+	return c
 }
 
 // save writes a new refresh token (and ID token) to the store. When the store fails, the
@@ -265,10 +273,13 @@ func (p *Provider) credential(tok *oauth2.Token, sent time.Time) *providers.Cred
 // taken to live defaultCodeLife, the most common lifetime in the field.
 const defaultCodeLife = 15 * time.Minute
 
+// maxPollInterval caps the polling interval a device answer asks for, in seconds.
+const maxPollInterval = 300
+
 // checkDeviceAuth refuses a device authorization answer without the fields RFC 8628 §3.2
 // requires, and fills in what a sloppy one leaves out or gets wrong: a missing or
-// non-positive expires_in, and an interval below one second (x/oauth2 polls with a ticker,
-// which must not be given zero or less). now is the wall clock x/oauth2 counted the
+// non-positive expires_in, and an interval below one second or above maxPollInterval
+// (x/oauth2 polls with a ticker, which must be given a positive duration that fits). now is the wall clock x/oauth2 counted the
 // expiry on.
 func checkDeviceAuth(da *oauth2.DeviceAuthResponse, now time.Time) error {
 	var missing []string
@@ -298,8 +309,13 @@ func checkDeviceAuth(da *oauth2.DeviceAuthResponse, now time.Time) error {
 	if !da.Expiry.After(now) {
 		da.Expiry = now.Add(defaultCodeLife)
 	}
-	if da.Interval < 1 {
+	switch {
+	case da.Interval < 1:
 		da.Interval = 5 // RFC 8628 §3.2: "If no value is provided, clients MUST use 5"
+	case da.Interval > maxPollInterval:
+		// x/oauth2 multiplies by time.Second: a huge interval would overflow into a
+		// negative (a panic in time.NewTicker) or a tiny duration (a polling storm).
+		da.Interval = maxPollInterval
 	}
 	return nil
 }
@@ -314,18 +330,34 @@ func (p *Provider) Logout(ctx context.Context) error {
 	}
 	var revokeErr error
 	if rt != "" {
-		revokeErr = p.revoke(ctx, rt)
+		sum := sha256.Sum256([]byte(rt))
+		p.mu.Lock()
+		done := p.revoked == sum
+		p.mu.Unlock()
+		// A refresh token revoked once is not sent again: a store that fails to delete it
+		// must not turn repeated logouts into repeated revocations.
+		if !done {
+			if revokeErr = p.revoke(ctx, rt); revokeErr == nil {
+				p.mu.Lock()
+				p.revoked = sum
+				p.mu.Unlock()
+			}
+		}
 	}
 	p.mu.Lock()
 	p.pendingRT = ""
 	p.mu.Unlock()
+	var errs []error
 	for _, k := range []string{providers.RefreshTokenKey, providers.IDTokenKey} {
 		if err := p.secrets.Delete(ctx, k); err != nil {
-			return fmt.Errorf("delete %s from the secret store: %w", k, err)
+			errs = append(errs, fmt.Errorf("delete %s from the secret store: %w", k, err))
 		}
 	}
 	if revokeErr != nil {
-		return fmt.Errorf("logged out here, but revoking the refresh token at the identity provider failed (it stays valid there until it expires): %w", revokeErr)
+		errs = append(errs, fmt.Errorf("revoking the refresh token at the identity provider failed (it stays valid there until it expires): %w", revokeErr))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("logged out here, but: %w", errors.Join(errs...))
 	}
 	return nil
 }
@@ -367,30 +399,11 @@ func (p *Provider) revoke(ctx context.Context, rt string) error {
 func (p *Provider) explain(doing string, err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		desc := ""
-		if re.ErrorDescription != "" {
-			desc = ": " + re.ErrorDescription
+		msg := p.explainCode(doing, re)
+		if providers.DeadGrant(re.ErrorCode) || providers.ClientConfigError(re.ErrorCode) {
+			return providers.Mark(providers.ErrNeedsLogin, msg) // no retry helps
 		}
-		switch {
-		case providers.DeadGrant(re.ErrorCode):
-			return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the identity provider ended this login (%s%s); run `authagent login %s`", re.ErrorCode, desc, p.name))
-		}
-		switch re.ErrorCode {
-		case "access_denied":
-			return fmt.Errorf("the login was denied at the identity provider%s; run `authagent login %s` to try again", desc, p.name)
-		case "expired_token":
-			return fmt.Errorf("the code expired before the login was completed; run `authagent login %s` again", p.name)
-		case "invalid_client", "unauthorized_client":
-			return fmt.Errorf("the identity provider refused client %q (%s%s); check client_id and the client secret", p.cfg.ClientID, re.ErrorCode, desc)
-		case "":
-			status := "no answer"
-			if re.Response != nil {
-				status = re.Response.Status
-			}
-			return fmt.Errorf("%s: the identity provider answered %s without an OAuth error", doing, status)
-		default:
-			return fmt.Errorf("%s: the identity provider answered %s%s", doing, re.ErrorCode, desc)
-		}
+		return msg
 	}
 	if terr, ok := providers.ExplainTransport(doing, "the identity provider", err); ok {
 		return terr
@@ -398,4 +411,34 @@ func (p *Provider) explain(doing string, err error) error {
 	// What is left are answers that are not a token response (HTML from a proxy, broken
 	// JSON, no access_token); oauth2 describes them without the body.
 	return fmt.Errorf("%s: the identity provider sent an answer that is not a token response: %w", doing, err)
+}
+
+// explainCode words an OAuth error answer.
+func (p *Provider) explainCode(doing string, re *oauth2.RetrieveError) error {
+	desc := ""
+	if re.ErrorDescription != "" {
+		desc = ": " + re.ErrorDescription
+	}
+	switch code := re.ErrorCode; {
+	case providers.DeadGrant(code):
+		return fmt.Errorf("the identity provider ended this login (%s%s); run `authagent login %s`", code, desc, p.name)
+	case code == "access_denied":
+		return fmt.Errorf("the login was denied at the identity provider%s; run `authagent login %s` to try again", desc, p.name)
+	case code == "expired_token":
+		return fmt.Errorf("the code expired before the login was completed; run `authagent login %s` again", p.name)
+	case code == "invalid_client", code == "unauthorized_client":
+		return fmt.Errorf("the identity provider refused client %q (%s%s); check client_id and the client secret", p.cfg.ClientID, code, desc)
+	case code == "invalid_scope":
+		return fmt.Errorf("the identity provider refused the scopes %q (invalid_scope%s); fix scopes in the profile", p.cfg.Scopes, desc)
+	case code == "unsupported_grant_type":
+		return fmt.Errorf("the identity provider does not allow this grant for client %q (unsupported_grant_type%s); allow refresh tokens and the device flow for the client at the identity provider", p.cfg.ClientID, desc)
+	case code == "":
+		status := "no answer"
+		if re.Response != nil {
+			status = re.Response.Status
+		}
+		return fmt.Errorf("%s: the identity provider answered %s without an OAuth error", doing, status)
+	default:
+		return fmt.Errorf("%s: the identity provider answered %s%s", doing, code, desc)
+	}
 }

@@ -97,7 +97,7 @@ func parseJSON(b []byte, now time.Time, noun string) (answer, error) {
 			if err != nil {
 				return answer{}, fmt.Errorf("%s: expires_in %q is not a number of seconds", noun, v.ExpiresIn)
 			}
-			a.expiresAt = now.Add(time.Duration(secs * float64(time.Second)))
+			a.expiresAt = now.Round(0).Add(time.Duration(secs * float64(time.Second)))
 		}
 	default:
 		return answer{}, fmt.Errorf(`%s: JSON of kind %q is not supported; want {"token": …, "expires_at": …} or an ExecCredential`, noun, v.Kind)

@@ -314,7 +314,7 @@ func (p *Provider) accept(ctx context.Context, a answer, now time.Time, what str
 		exp, _ = providers.JWTExpiry(a.token)
 	}
 	if exp.IsZero() && p.lifetime > 0 {
-		exp = now.Add(p.lifetime)
+		exp = now.Round(0).Add(p.lifetime) // wall clock: time asleep counts
 	}
 	exp = exp.UTC()
 	if err := providers.CheckArrival(exp, now, nil); err != nil {
