@@ -40,6 +40,7 @@ type Agent struct {
 	ctx    context.Context // cancelled by Close; parent of every fetch
 	cancel context.CancelFunc
 
+	editMu   sync.Mutex // held through PutProfile and DeleteProfile: each is one change of secrets and file
 	mu       sync.Mutex // guards profiles, cfg and editing the config file
 	cfg      *Config
 	profiles map[string]*profile
@@ -87,9 +88,13 @@ func New(opts Options) (*Agent, error) {
 		opts.Jitter = rand.Float64
 	}
 	// Every provider call goes through providers.Transport: it records the server's Date
-	// and Retry-After for the refresh policy and reads error objects sent with a 2xx.
+	// and Retry-After for the refresh policy and reads error objects sent with a 2xx; and
+	// it follows no redirect that would send a secret again (providers.CheckRedirect).
 	hc := *opts.HTTPClient
 	hc.Transport = &providers.Transport{Base: hc.Transport, Now: opts.Clock.Now}
+	if hc.CheckRedirect == nil {
+		hc.CheckRedirect = providers.CheckRedirect
+	}
 	opts.HTTPClient = &hc
 	a := &Agent{
 		opts:     opts,
@@ -326,9 +331,17 @@ func (a *Agent) publish(typ string, info ProfileInfo) {
 	a.bus.publish(Event{Type: typ, Profile: info, Time: a.clock.Now().UTC()})
 }
 
+// changeTimeout bounds a change of a profile (define, remove, push) once it has begun. It
+// runs on a context of its own, so it finishes or rolls back whether or not its caller
+// waits; the caller's context only carries values.
+const changeTimeout = time.Minute
+
 // PutProfile defines or replaces a profile: it stores the secret (when not nil), writes the
 // profile's table into the config file, keeping the rest of the file as it is, and starts
-// serving it.
+// serving it. Once the checks pass, the change runs on a context of its own (up to
+// changeTimeout) and finishes or rolls back: when the file cannot be written, the secret
+// that was stored before is put back. Errors wrap ErrBadRequest for a bad name, config or
+// secret, and ErrUnavailable when the secret store or the file refuses.
 func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) error {
 	if !validProfileName(name) {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64)", name))
@@ -344,14 +357,49 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the secret contains a line break or another control character; store it without them", name))
 	}
 	if secret != nil {
-		if err := a.store.Set(ctx, name+"/"+providers.SecretKey, *secret); err != nil {
-			return providers.Mark(ErrUnavailable, fmt.Errorf("store secret of %s: %w", name, err))
+		if err := CheckSecretSize(len(*secret)); err != nil {
+			return fmt.Errorf("profile %s: %w", name, err)
 		}
 	}
+	a.editMu.Lock()
+	defer a.editMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+	defer cancel()
+	var undo func(context.Context) error
+	if secret != nil {
+		account := name + "/" + providers.SecretKey
+		old, err := a.store.Get(ctx, account)
+		switch {
+		case err == nil:
+			undo = func(ctx context.Context) error { return a.store.Set(ctx, account, old) }
+		case errors.Is(err, providers.ErrSecretNotFound):
+			undo = func(ctx context.Context) error { return a.store.Delete(ctx, account) }
+		default:
+			return providers.Mark(ErrUnavailable, fmt.Errorf("read the secret of %s before replacing it: %w", name, err))
+		}
+		if err := a.store.Set(ctx, account, *secret); err != nil {
+			return providers.Mark(ErrUnavailable, fmt.Errorf("store secret of %s: %w", name, err))
+		}
+		a.pendingMu.Lock()
+		delete(a.pending, account) // an older value waiting to be written back must not return
+		a.pendingMu.Unlock()
+	}
 	a.mu.Lock()
-	if err := WriteProfile(a.cfg.Path, name, pc); err != nil {
+	path := a.cfg.Path
+	if err := WriteProfile(path, name, pc); err != nil {
 		a.mu.Unlock()
-		return providers.Mark(ErrUnavailable, fmt.Errorf("write profile %s to %s: %w", name, a.cfg.Path, err))
+		err = fmt.Errorf("write profile %s to %s: %w", name, path, err)
+		if undo != nil {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+			defer cancel()
+			if uerr := undo(uctx); uerr != nil {
+				a.log.Error("cannot put the old secret back after a failed profile write", "profile", name, "error", uerr)
+				err = fmt.Errorf("%w; putting the old secret back failed too, so the store holds the new one: %w", err, uerr)
+			} else {
+				err = fmt.Errorf("%w; the old secret was put back", err)
+			}
+		}
+		return providers.Mark(ErrUnavailable, err)
 	}
 	old := a.profiles[name]
 	a.profiles[name] = p
@@ -368,9 +416,17 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	return nil
 }
 
-// DeleteProfile removes a profile from the config file and the agent and deletes its
-// secrets from the store.
+// DeleteProfile removes a profile: it deletes the profile's secrets from the store, then
+// its table from the config file. The change runs on a context of its own (up to
+// changeTimeout) and finishes or rolls back whether or not the caller waits. Secrets go
+// first: when the store refuses, the profile is kept (restarted) and the error, wrapping
+// ErrUnavailable, says to try again; the other order would leave secrets that a later
+// profile of the same name would pick up.
 func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
+	a.editMu.Lock()
+	defer a.editMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+	defer cancel()
 	a.mu.Lock()
 	p := a.profiles[name]
 	if p == nil {
@@ -378,12 +434,9 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 		_, err := a.lookup(name)
 		return err
 	}
-	if err := RemoveProfile(a.cfg.Path, name); err != nil && !errors.Is(err, ErrNoSuchProfile) {
-		a.mu.Unlock()
-		return providers.Mark(ErrUnavailable, fmt.Errorf("remove profile %s from %s: %w", name, a.cfg.Path, err))
-	}
+	// Out of service first, so that no request starts a fetch or a login that would store
+	// a secret after we deleted it; the file keeps the table until the secrets are gone.
 	delete(a.profiles, name)
-	delete(a.cfg.Profiles, name)
 	a.mu.Unlock()
 	p.stop()
 	// A refresh still in flight would store its rotated token after we deleted it.
@@ -396,22 +449,66 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 		}
 	}
 	gl.Unlock()
+	if len(errs) > 0 {
+		a.revive(p)
+		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is kept: deleting its secrets failed, try again: %w", name, errors.Join(errs...)))
+	}
+	a.mu.Lock()
+	path := a.cfg.Path
+	if err := RemoveProfile(path, name); err != nil && !errors.Is(err, ErrNoSuchProfile) {
+		a.mu.Unlock()
+		a.revive(p)
+		return providers.Mark(ErrUnavailable, fmt.Errorf("remove profile %s from %s (its secrets are deleted already; try again): %w", name, path, err))
+	}
+	if q := a.profiles[name]; q != nil {
+		q.stop() // a reload brought it back meanwhile
+	}
+	delete(a.profiles, name)
+	delete(a.cfg.Profiles, name)
+	a.mu.Unlock()
 	info := p.info()
 	a.log.Info("profile removed", "profile", name)
 	a.publish(EventRemoved, info)
-	if len(errs) > 0 {
-		return fmt.Errorf("profile %s removed, but deleting its secrets failed (remove them from the keyring by hand, service \"authagent\"): %w", name, errors.Join(errs...))
-	}
 	return nil
 }
 
+// revive serves a profile that DeleteProfile took out of service again, as a fresh copy
+// (stop is final), unless a reload put another one in its place meanwhile.
+func (a *Agent) revive(p *profile) {
+	np, err := a.build(p.name, p.cfg)
+	if err != nil { // built from the same config before; cannot fail but for a bug
+		a.log.Error("cannot serve a profile again after a failed removal", "profile", p.name, "error", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.profiles[p.name] != nil {
+		return
+	}
+	a.profiles[p.name] = np
+	a.publish(EventChanged, np.info())
+	np.start()
+}
+
 // Reload re-reads the config file. On any error the running profiles stay as they were.
-// Profiles whose configuration did not change keep their cached credentials.
+// Profiles whose configuration did not change keep their cached credentials. A missing
+// config file, or one with nothing but blank lines and comments, is such an error (it
+// wraps ErrNoConfig): an editor or a sync tool may be halfway through saving it. A file
+// that holds only secret_store = "…" removes every profile.
 func (a *Agent) Reload() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	path := a.cfg.Path
-	cfg, err := LoadConfig(path) // under a.mu: PutProfile edits the file under it too
+	cfg, err := reloadConfig(path) // under a.mu: PutProfile edits the file under it too
+	if errors.Is(err, ErrNoConfig) {
+		kept := fmt.Sprintf("the %d profiles", len(a.profiles))
+		if len(a.profiles) == 1 {
+			kept = "the 1 profile"
+		}
+		return fmt.Errorf("%w; kept %s loaded before. An editor or sync tool may be saving it: "+
+			"send SIGHUP again once it is saved. To remove profiles, use `authagent remove NAME`, or leave "+
+			"only the secret_store line in the file", err, kept)
+	}
 	if err != nil {
 		return err
 	}

@@ -249,6 +249,14 @@ func newHeldHarness(t *testing.T, pc *providers.ProfileConfig, jitter float64, f
 	}
 }
 
+// use asks for the credential once, as a client would, so the profile is not idle.
+func (h *harness) use(t *testing.T) {
+	t.Helper()
+	if _, err := h.a.Credential(context.Background(), "p", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // settle waits until no fetch is in flight.
 func (h *harness) settle(t *testing.T) {
 	t.Helper()
@@ -264,7 +272,7 @@ func (h *harness) settle(t *testing.T) {
 
 func tokenFor(life time.Duration) func(clock *fakeClock, n int) (*providers.Credential, error) {
 	return func(clock *fakeClock, n int) (*providers.Credential, error) {
-		return &providers.Credential{Token: "tok" + string(rune('0'+n)), ExpiresAt: clock.Now().Add(life)}, nil
+		return &providers.Credential{Token: fmt.Sprint("tok", n), ExpiresAt: clock.Now().Add(life)}, nil
 	}
 }
 
@@ -341,6 +349,7 @@ func TestRefreshSchedule(t *testing.T) {
 			pc := tc.pc
 			h := newHarness(t, &pc, tc.jitter, tokenFor(100*time.Second))
 			h.settle(t)
+			h.use(t) // an idle profile's short-lived token waits for idleFloor
 			h.clock.Advance(tc.want - time.Second)
 			h.settle(t)
 			if got := h.prov.Calls(); got != 1 {
@@ -397,6 +406,7 @@ func TestBackoffKeepsServingValidToken(t *testing.T) {
 		return nil, boom
 	})
 	h.settle(t)
+	h.use(t)
 	h.clock.Advance(75 * time.Second) // refresh fails
 	h.settle(t)
 	info, _ := h.a.Profile("p")

@@ -70,8 +70,16 @@ func DefaultConfigPath() (string, error) {
 	return "", errors.New("no config path: set $AUTHAGENT_CONFIG, $XDG_CONFIG_HOME or $HOME, or pass --config")
 }
 
-// LoadConfig reads and parses the config file. A missing file is an empty config.
+// ErrNoConfig is wrapped by the error of a reload that found the config file missing, or
+// empty (nothing but blank lines and comments): the agent keeps the config it has, since
+// editors and sync tools empty a file while they save it.
+var ErrNoConfig = errors.New("config file missing or empty")
+
+// LoadConfig reads and parses the config file for a starting agent. A missing file is an
+// empty config. It first removes the temporary files that an agent killed while writing
+// the file left in its directory (see removeStaleTemps).
 func LoadConfig(path string) (*Config, error) {
+	removeStaleTemps(path)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{Path: path, SecretStore: "keyring", Profiles: map[string]*providers.ProfileConfig{}}, nil
@@ -81,6 +89,69 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	return ParseConfig(path, data)
 }
+
+// reloadConfig reads and parses the config file for a reload. Unlike LoadConfig, a missing
+// file, or one with nothing but blank lines and comments, is an error wrapping ErrNoConfig.
+// A file that holds only secret_store = "…" is a config without profiles.
+func reloadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, providers.Mark(ErrNoConfig, fmt.Errorf("%s is missing", path))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if doc, err := scanConfig(data); err == nil && len(doc.entries) == 0 {
+		return nil, providers.Mark(ErrNoConfig, fmt.Errorf("%s is empty (nothing but blank lines and comments)", path))
+	}
+	return ParseConfig(path, data)
+}
+
+// removeStaleTemps removes what writeFileAtomic leaves next to the config file when the
+// agent is killed between creating its temporary file and renaming it: regular files
+// named like its temporary files (".config.toml.<digits>.tmp") in the directory the file
+// (or the file a symlink at path points to) is written in, and owned by this user.
+// Nothing else is touched, and failures are ignored: the files only take space.
+func removeStaleTemps(path string) {
+	target := path
+	if t, err := filepath.EvalSymlinks(path); err == nil {
+		target = t
+	}
+	dir, base := filepath.Dir(target), filepath.Base(target)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, ent := range entries {
+		if !isConfigTemp(base, ent.Name()) || !ent.Type().IsRegular() {
+			continue
+		}
+		if fi, err := ent.Info(); err == nil && ownedByMe(fi) {
+			os.Remove(filepath.Join(dir, ent.Name()))
+		}
+	}
+}
+
+// isConfigTemp reports whether name is a temporary file writeFileAtomic makes for the
+// config file base: os.CreateTemp puts decimal digits where its pattern has "*".
+func isConfigTemp(base, name string) bool {
+	mid, ok := strings.CutPrefix(name, configTempPrefix(base))
+	if !ok {
+		return false
+	}
+	mid, ok = strings.CutSuffix(mid, ".tmp")
+	if !ok || mid == "" {
+		return false
+	}
+	for _, c := range mid {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func configTempPrefix(base string) string { return "." + base + "." }
 
 // configFile is the shape of the whole file.
 type configFile struct {
@@ -593,6 +664,11 @@ func WriteProfile(path, name string, cfg *providers.ProfileConfig) error {
 	if err := toml.NewEncoder(&body).SetTablesInline(true).Encode(cfg); err != nil {
 		return fmt.Errorf("write profile %s: %w", name, err)
 	}
+	// TOML holds UTF-8 only; the encoder would silently change other bytes. Refuse a value
+	// that does not come back as it went in.
+	if back, err := ParseConfig(path, body.Bytes()); err != nil || !reflect.DeepEqual(back.Profiles[name], cfg) {
+		return fmt.Errorf("write profile %s: a value cannot be written to the config file as it is (is it valid UTF-8?)", name)
+	}
 	return editConfig(path, name, func(ed *configEdit) error {
 		section := ed.newlines(body.String())
 		if len(ed.regions) == 0 {
@@ -806,7 +882,8 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create config directory: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	// removeStaleTemps knows this name: change both together.
+	f, err := os.CreateTemp(dir, configTempPrefix(filepath.Base(path))+"*.tmp")
 	if err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}

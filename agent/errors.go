@@ -13,4 +13,6 @@ var (
 	ErrLoginPending   = errors.New("login pending")
 	ErrProvider       = errors.New("provider error")
 	ErrUnavailable    = errors.New("unavailable")
+	// ErrTooLarge: a secret over MaxSecretSize; the socket API answers 413 too_large.
+	ErrTooLarge = errors.New("too large")
 )

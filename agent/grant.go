@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -54,25 +55,43 @@ type callLimiter struct {
 	last   time.Time
 }
 
-// reserve takes a token and says how long its caller must wait before using it.
-func (l *callLimiter) reserve(now time.Time) time.Duration {
+// maxCallWait is the longest a call waits for the budget; past it the call is refused, so
+// a loop that spent the budget far ahead cannot hold a profile up for hours.
+const maxCallWait = 30 * time.Second
+
+// reserve takes a token and says how long its caller must wait before using it. When the
+// wait would exceed maxCallWait it takes nothing and reports false.
+func (l *callLimiter) reserve(now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.After(l.last) {
 		l.tokens = min(callBurst, l.tokens+float64(now.Sub(l.last))/float64(callEvery))
 		l.last = now
 	}
-	l.tokens--
-	if l.tokens >= 0 {
-		return 0
+	wait := time.Duration(max(0, 1-l.tokens) * float64(callEvery))
+	if wait > maxCallWait {
+		return wait, false
 	}
-	return time.Duration(-l.tokens * float64(callEvery))
+	l.tokens--
+	return wait, true
+}
+
+// cancel gives back a token its caller did not use.
+func (l *callLimiter) cancel() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tokens = min(callBurst, l.tokens+1)
 }
 
 // awaitCall waits until the grant of name may call its provider, or ctx ends, or stop is
-// closed (the profile stopped: nothing is lost by not calling).
+// closed (the profile stopped: nothing is lost by not calling). A call that would have to
+// wait longer than maxCallWait is refused at once with an error that says why.
 func (a *Agent) awaitCall(ctx context.Context, name string, stop <-chan struct{}) error {
-	wait := a.grantOf(name).calls.reserve(a.clock.Now())
+	calls := &a.grantOf(name).calls
+	wait, ok := calls.reserve(a.clock.Now())
+	if !ok {
+		return fmt.Errorf("too many calls to the provider of profile %s in a short time (a loop of logins, adds, reloads or pushes?); the next is possible in %s", name, wait.Round(time.Second))
+	}
 	if wait <= 0 {
 		return nil
 	}
@@ -84,8 +103,10 @@ func (a *Agent) awaitCall(ctx context.Context, name string, stop <-chan struct{}
 	case <-ready:
 		return nil
 	case <-ctx.Done():
+		calls.cancel()
 		return ctx.Err()
 	case <-stop:
+		calls.cancel()
 		return errStopped
 	}
 }

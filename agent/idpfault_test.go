@@ -37,6 +37,7 @@ type faultServer struct {
 	times    []time.Time                                                        // each token request it saw, on the agent's clock
 	attempts []time.Time                                                        // each token request the agent sent (see RoundTrip)
 	grants   map[string]int                                                     // requests per grant_type
+	stale    []string                                                           // refresh tokens presented that were not the last one issued
 }
 
 // RoundTrip records the agent's token requests as they leave: a request that times out
@@ -60,6 +61,11 @@ func newFaultServer(t *testing.T, clock *fakeClock) *faultServer {
 		f.times = append(f.times, local)
 		f.grants[r.Form.Get("grant_type")]++
 		n, answer, now := len(f.times), f.answer, local.Add(f.skew)
+		// Answers that rotate issue rt-N for the N-th request: a refresh must present the
+		// newest one (rt-0 is the one stored before the agent starts).
+		if rt := r.Form.Get("refresh_token"); r.Form.Get("grant_type") == "refresh_token" && rt != fmt.Sprintf("rt-%d", n-1) {
+			f.stale = append(f.stale, fmt.Sprintf("request %d presented %s", n, rt))
+		}
 		f.mu.Unlock()
 		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 		answer(w, r, now, n)
@@ -180,6 +186,24 @@ var faultCases = []faultCase{
 	{name: "empty access_token", budget: transient, lastError: []string{"access_token"},
 		answer: func(w http.ResponseWriter, _ *http.Request, _ time.Time, _ int) {
 			writeJSON(w, 200, map[string]any{"access_token": "", "token_type": "Bearer", "expires_in": 3600})
+		}},
+	{name: "Retry-After that overflows", budget: retryAfter, lastError: []string{"429"},
+		answer: func(w http.ResponseWriter, _ *http.Request, _ time.Time, _ int) {
+			w.Header().Set("Retry-After", "9223372037")
+			w.WriteHeader(429)
+		}},
+	{name: "redirect loop", budget: transient, lastError: []string{"redirects to", "configure"},
+		answer: func(w http.ResponseWriter, r *http.Request, _ time.Time, _ int) {
+			http.Redirect(w, r, r.URL.Path, http.StatusTemporaryRedirect)
+		}},
+	{name: "invalid_client", budget: dead, lastError: []string{"invalid_client"},
+		answer: func(w http.ResponseWriter, _ *http.Request, _ time.Time, _ int) {
+			writeJSON(w, 401, map[string]string{"error": "invalid_client"})
+		}},
+	{name: "expires_in as a fraction", budget: healthy, lifetime: time.Hour, loginGrant: true,
+		answer: func(w http.ResponseWriter, _ *http.Request, now time.Time, n int) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"access_token":"at-%d","token_type":"Bearer","expires_in":3600.0,"refresh_token":"rt-%d"}`, n, n)
 		}},
 	{name: "local clock 10 min ahead", budget: healthy, loginGrant: true, skew: -10 * time.Minute, lifetime: 50 * time.Minute,
 		answer: jwtOnly(time.Hour)},
@@ -311,6 +335,13 @@ func runFaultCase(t *testing.T, flow faultFlow, fc faultCase) {
 	}
 
 	checkFaultDay(t, a, clock, start, srv.requests, fc.budget, fc.lifetime, 0)
+	if fc.budget == healthy && flow.secrets["p/"+providers.RefreshTokenKey] != "" {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if len(srv.stale) > 0 {
+			t.Errorf("a rotated refresh token was lost: %v", srv.stale)
+		}
+	}
 }
 
 // runFaultLogin logs the profile in against the fault (on real time: the device flow polls
@@ -380,9 +411,13 @@ func checkFaultDay(t *testing.T, a *Agent, clock *fakeClock, start time.Time, re
 		perMinute[m]++
 		worst = max(worst, perMinute[m])
 	}
+	// Pauses between tries, once the fault is established (the good token came at the
+	// start, or a second later when the first try was lost to the client's timeout).
 	longestGap := time.Duration(0)
-	for i := 2; i < len(reqs); i++ { // from the first fault on
-		longestGap = max(longestGap, reqs[i].Sub(reqs[i-1]))
+	for i := 1; i < len(reqs); i++ {
+		if reqs[i-1].Sub(start) >= 50*time.Minute {
+			longestGap = max(longestGap, reqs[i].Sub(reqs[i-1]))
+		}
 	}
 	t.Logf("%d token requests in a simulated day (worst minute %d, longest gap %s); last_error %q", len(reqs), worst, longestGap, info.LastError)
 

@@ -205,6 +205,8 @@ var errLoginSuperseded = errors.New("superseded by a login or logout")
 
 // PushToken hands a token to a profile whose provider accepts pushed tokens
 // (externaljwt without command or file). A zero expiresAt means: from the token itself.
+// ctx bounds only the wait for the provider's call budget; checking and storing the token
+// run on a context of their own (up to changeTimeout).
 func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt time.Time) error {
 	p, err := a.lookup(name)
 	if err != nil {
@@ -222,7 +224,10 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	if err := a.awaitCall(ctx, name, p.stopping); err != nil {
 		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s: %w", name, err))
 	}
-	cred, err := pu.Push(ctx, token, expiresAt)
+	// From here the push stores the token: it finishes whether or not the caller waits.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+	defer cancel()
+	cred, err := pu.Push(wctx, token, expiresAt)
 	if err == nil {
 		err = checkCredential(cred)
 	}

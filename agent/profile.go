@@ -57,6 +57,14 @@ const (
 	freshestShare = 0.10
 	// maxRetryAfter caps how long a provider's Retry-After can hold off the next try.
 	maxRetryAfter = time.Hour
+	// idleFloor: a profile whose tokens live less than this, and that nobody asked for since
+	// its last fetch, is refreshed on its own no sooner than this after that fetch, so the
+	// short-lived tokens of an idle profile do not keep the provider busy all day; the next
+	// request fetches on demand.
+	idleFloor = 5 * time.Minute
+	// rejectWindow: a token a server refuses within this time of its fetch counts toward
+	// a backoff, so a client that rejects every token cannot drive refreshes at full rate.
+	rejectWindow = time.Minute
 )
 
 // profile is one configured credential and its cache.
@@ -73,6 +81,8 @@ type profile struct {
 	flight      *flight
 	timer       Timer // next refresh or retry
 	failures    int   // consecutive failed fetches
+	rejects     int   // consecutive tokens a server refused within rejectWindow of their fetch
+	asked       int   // requests for the credential since the last successful fetch
 	retryAt     time.Time
 	needsLogin  bool
 	lastErr     string
@@ -258,19 +268,19 @@ func (p *profile) fresh(c *providers.Credential, now time.Time, minValid time.Du
 }
 
 // freshestLocked reports whether the cached credential is usable and as fresh as the
-// provider makes them: fetched less than refreshFloor ago, or with less than freshestShare
-// of its lifetime used. A request whose min_valid it does not meet gets it anyway, with
-// its real expiry: refreshing again would only bring the same lifetime back.
-func (p *profile) freshestLocked(now time.Time) bool {
+// provider makes them, so that a request whose min_valid it does not meet gets it anyway,
+// with its real expiry: it was fetched less than refreshFloor ago, or has used less than
+// freshestShare of its lifetime, or minValid is longer than its whole lifetime (no refresh
+// could meet it; the proactive refresh comes as usual).
+func (p *profile) freshestLocked(now time.Time, minValid time.Duration) bool {
 	c := p.cred
 	if !usable(c, now) || c.ExpiresAt.IsZero() {
 		return false
 	}
-	if now.Sub(p.fetchedAt) < refreshFloor {
-		return true
-	}
 	life := c.ExpiresAt.Sub(p.obtained)
-	return now.Sub(p.obtained) < time.Duration(freshestShare*float64(life))
+	return now.Sub(p.fetchedAt) < refreshFloor ||
+		now.Sub(p.obtained) < time.Duration(freshestShare*float64(life)) ||
+		minValid > life
 }
 
 func (p *profile) allows(target *url.URL) error {
@@ -292,7 +302,8 @@ func (p *profile) allows(target *url.URL) error {
 func (p *profile) credential(ctx context.Context, minValid time.Duration) (*CredentialInfo, error) {
 	p.mu.Lock()
 	now := p.a.clock.Now()
-	if p.fresh(p.cred, now, minValid) || p.freshestLocked(now) {
+	p.asked++
+	if p.fresh(p.cred, now, minValid) || p.freshestLocked(now, minValid) {
 		c := p.cred
 		p.mu.Unlock()
 		return p.wrap(c), nil
@@ -400,13 +411,17 @@ func (p *profile) runFetch(f *flight) {
 }
 
 func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
-	same := p.cred != nil && p.cred.Token == cred.Token && p.cred.ExpiresAt.Equal(cred.ExpiresAt)
+	// The same token again (a pushed token, a file not yet rotated, a provider that hands
+	// out its cached token with a shorter expires_in) is not a new one: its lifetime still
+	// counts from when it first came.
+	same := p.cred != nil && p.cred.Token == cred.Token
 	if !same {
 		p.obtained = now
 	}
 	p.fetchedAt = now
 	p.cred = cred
-	p.failures, p.retryAt, p.needsLogin, p.lastErr = 0, time.Time{}, false, ""
+	p.asked = 0
+	p.failures, p.retryAt, p.needsLogin, p.lastErr = 0, time.Time{}, false, cred.Warning
 	if cred.ExpiresAt.IsZero() || p.stopped {
 		return
 	}
@@ -442,9 +457,7 @@ func (p *profile) failedLocked(now time.Time, err error, meta *providers.Respons
 		return providers.Mark(ErrNeedsLogin, fmt.Errorf("profile %s: %w", p.name, err))
 	}
 	p.failures++
-	step := min(backoffMin<<min(p.failures-1, 20), backoffMax)
-	wait := backoffMin + time.Duration(p.a.opts.Jitter()*float64(step-backoffMin))
-	wait = max(wait, min(meta.RetryAfter(), maxRetryAfter))
+	wait := max(p.backoffLocked(p.failures), min(meta.RetryAfter(), maxRetryAfter))
 	p.retryAt = now.Add(wait)
 	p.lastErr = err.Error()
 	p.a.log.Warn("fetch failed", "profile", p.name, "error", err, "failures", p.failures, "retry_in", wait.Round(time.Millisecond))
@@ -452,6 +465,18 @@ func (p *profile) failedLocked(now time.Time, err error, meta *providers.Respons
 		p.scheduleLocked(wait)
 	}
 	return providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", p.name, err))
+}
+
+// shortLivedLocked reports whether the cached token lives less than idleFloor.
+func (p *profile) shortLivedLocked() bool {
+	return p.cred != nil && !p.cred.ExpiresAt.IsZero() && p.cred.ExpiresAt.Sub(p.obtained) < idleFloor
+}
+
+// backoffLocked is the wait after the n-th failure in a row: exponential from backoffMin to
+// backoffMax, with full jitter above backoffMin.
+func (p *profile) backoffLocked(n int) time.Duration {
+	step := min(backoffMin<<min(n-1, 20), backoffMax)
+	return backoffMin + time.Duration(p.a.opts.Jitter()*float64(step-backoffMin))
 }
 
 func (p *profile) scheduleLocked(d time.Duration) {
@@ -467,6 +492,13 @@ func (p *profile) scheduleLocked(d time.Duration) {
 			return
 		}
 		p.timer = nil
+		now := p.a.clock.Now()
+		if p.failures == 0 && p.asked == 0 && p.shortLivedLocked() && now.Sub(p.fetchedAt) < idleFloor {
+			// A proactive refresh of a short-lived token nobody has asked for since the
+			// last fetch waits for idleFloor; a request before then fetches on demand.
+			p.scheduleLocked(p.fetchedAt.Add(idleFloor).Sub(now))
+			return
+		}
 		p.retryAt = time.Time{}
 		p.fetchLocked()
 	})
@@ -474,13 +506,38 @@ func (p *profile) scheduleLocked(d time.Duration) {
 }
 
 // reject drops the cached credential; the next request fetches a new one. A backoff in
-// progress stays: a server refusing tokens must not let clients hurry the provider.
+// progress stays: a server refusing tokens must not let clients hurry the provider. Tokens
+// refused one after another within rejectWindow of their fetch start a backoff of their
+// own from the second one on, as failed fetches do; a token that was handed out more than
+// once, or lived past rejectWindow, evidently worked and ends the run.
 func (p *profile) reject() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := p.a.clock.Now()
+	if p.cred != nil {
+		// Refused soon after its fetch, and handed out no more than once: it never worked.
+		if now.Sub(p.fetchedAt) < rejectWindow && p.asked <= 1 {
+			p.rejects++
+		} else {
+			p.rejects = 0
+		}
+	}
 	p.cred = nil
-	p.a.log.Info("credential rejected by a server; dropped from cache", "profile", p.name)
+	if p.rejects >= 2 {
+		wait := p.backoffLocked(p.rejects - 1)
+		p.retryAt = maxTime(p.retryAt, now.Add(wait))
+		p.lastErr = fmt.Sprintf("servers refused %d tokens in a row, each within %s of its fetch; the next fetch waits %s (is the profile's audience, scope or hosts right?)",
+			p.rejects, rejectWindow, p.retryAt.Sub(now).Round(time.Second))
+	}
+	p.a.log.Info("credential rejected by a server; dropped from cache", "profile", p.name, "rejected_in_a_row", p.rejects)
 	p.notifyLocked(true)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // checkCredential refuses a credential that could not be sent as it is: a value with a

@@ -12,13 +12,61 @@ import (
 	"github.com/authagent/authagent/providers"
 )
 
-// The single-flight test with a min_valid no token can meet: the refresh it forces brings
-// the freshest token the provider gives, and that token is served, not refreshed again.
+// The single-flight test with a min_valid longer than the token lifetime: no refresh can
+// meet it, so none is started; the token is served with its real expiry, and the
+// proactive refresh comes as usual.
 func TestSingleFlightMinValidBeyondLifetime(t *testing.T) {
 	const life = 8 * time.Second
 	h := newHarness(t, nil, 0.5, tokenFor(life))
 	h.settle(t)
-	h.clock.Advance(refreshFloor) // old enough for a forced refresh
+	h.clock.Advance(refreshFloor) // old enough for a forced refresh, were one any use
+	want := h.clock.Now().Add(life - refreshFloor)
+
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := h.a.Credential(context.Background(), "p", time.Hour, nil)
+			if err == nil && (c.Token != "tok1" || !c.ExpiresAt.Equal(want)) {
+				err = fmt.Errorf("served %s expiring %s; want tok1 with its real expiry %s", c.Token, c.ExpiresAt, want)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.prov.Calls(); got != 1 {
+		t.Fatalf("provider calls = %d, want 1: min_valid=3600 on 8 s tokens started refreshes", got)
+	}
+	// Clients that keep asking cost no more than the proactive refreshes (one per 6 s).
+	for range 60 {
+		h.clock.Advance(500 * time.Millisecond)
+		h.settle(t)
+		for range 10 {
+			if _, err := h.a.Credential(context.Background(), "p", time.Hour, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := h.prov.Calls() - 1; got > 6 {
+		t.Errorf("%d refreshes in 30 s of min_valid=3600 requests on 8 s tokens, want the proactive ones only (5)", got)
+	}
+}
+
+// A min_valid a refresh can meet forces one, and a burst of such requests shares it.
+func TestSingleFlightForcedRefresh(t *testing.T) {
+	const life = 8 * time.Second
+	h := newHarness(t, nil, 0.5, tokenFor(life))
+	h.settle(t)
+	h.clock.Advance(refreshFloor) // 3 s left, less than the 7 s asked for
 	gate := make(chan struct{})
 	h.prov.mu.Lock()
 	h.prov.gate = gate
@@ -32,7 +80,7 @@ func TestSingleFlightMinValidBeyondLifetime(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := h.a.Credential(context.Background(), "p", time.Hour, nil)
+			c, err := h.a.Credential(context.Background(), "p", 7*time.Second, nil)
 			if err != nil {
 				errs <- err
 				return
@@ -54,25 +102,24 @@ func TestSingleFlightMinValidBeyondLifetime(t *testing.T) {
 	want := h.clock.Now().Add(life)
 	for c := range creds {
 		if c.Token != "tok2" || !c.ExpiresAt.Equal(want) {
-			t.Fatalf("served %s expiring %s; want tok2 with its real expiry %s", c.Token, c.ExpiresAt, want)
+			t.Fatalf("served %s expiring %s; want tok2 expiring %s", c.Token, c.ExpiresAt, want)
 		}
 	}
 	if got := h.prov.Calls(); got != 2 {
 		t.Fatalf("provider calls = %d, want 2 (start + one refresh for the burst)", got)
 	}
-
-	// Clients that keep asking for an hour cost one refresh per refresh floor at most.
+	// Clients that keep asking for 7 s cost one refresh per refresh floor at most.
 	for range 60 {
 		h.clock.Advance(500 * time.Millisecond)
 		h.settle(t)
 		for range 10 {
-			if _, err := h.a.Credential(context.Background(), "p", time.Hour, nil); err != nil {
+			if _, err := h.a.Credential(context.Background(), "p", 7*time.Second, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if got := h.prov.Calls() - 2; got > 6 {
-		t.Errorf("%d refreshes in 30 s of min_valid=3600 requests on 8 s tokens, want at most 30s/%s = 6", got, refreshFloor)
+	if got := h.prov.Calls() - 2; got > 7 {
+		t.Errorf("%d refreshes in 30 s of min_valid=7s requests on 8 s tokens, want at most one per %s", got, refreshFloor)
 	}
 }
 
@@ -80,14 +127,14 @@ func TestForcedRefreshWaitsForTenthOfLifetime(t *testing.T) {
 	h := newHarness(t, nil, 0.5, tokenFor(time.Hour))
 	h.settle(t)
 	h.clock.Advance(5 * time.Minute) // past the floor, but less than 10 % of an hour
-	if _, err := h.a.Credential(context.Background(), "p", 2*time.Hour, nil); err != nil {
+	if _, err := h.a.Credential(context.Background(), "p", 59*time.Minute, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.prov.Calls(); got != 1 {
-		t.Fatalf("a 5-minute-old 1 h token was refreshed for min_valid=2h (calls=%d)", got)
+		t.Fatalf("a 5-minute-old 1 h token was refreshed for min_valid=59m (calls=%d)", got)
 	}
 	h.clock.Advance(time.Minute + time.Second)
-	if _, err := h.a.Credential(context.Background(), "p", 2*time.Hour, nil); err != nil {
+	if _, err := h.a.Credential(context.Background(), "p", 59*time.Minute, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.prov.Calls(); got != 2 {
@@ -99,7 +146,8 @@ func TestProactiveRefreshFloor(t *testing.T) {
 	// Tokens that live 3 s would be refreshed every 2.25 s; the floor makes it 5 s.
 	h := newHarness(t, nil, 0.5, tokenFor(3*time.Second))
 	h.settle(t)
-	for range 720 { // an hour
+	for range 720 { // an hour, with a client asking now and then
+		h.use(t)
 		h.clock.Advance(refreshFloor)
 		h.settle(t)
 	}
@@ -108,6 +156,47 @@ func TestProactiveRefreshFloor(t *testing.T) {
 	}
 	if got := h.prov.Calls(); got < 700 {
 		t.Errorf("%d fetches in an hour: the profile stopped refreshing", got)
+	}
+}
+
+func TestIdleProfileRefreshesRarely(t *testing.T) {
+	// Nobody asks: tokens that live 3 s are refreshed once per idleFloor, not every 5 s.
+	h := newHarness(t, nil, 0.5, tokenFor(3*time.Second))
+	h.settle(t)
+	simulate(t, h.a, h.clock, time.Hour)
+	if got, want := h.prov.Calls(), 1+int(time.Hour/idleFloor); got > want {
+		t.Errorf("%d fetches in an idle hour of 3 s tokens, want at most %d (one per %s)", got, want, idleFloor)
+	}
+	// A request then finds the token expired and fetches at once.
+	h.clock.Advance(10 * time.Second)
+	calls := h.prov.Calls()
+	if _, err := h.a.Credential(context.Background(), "p", -1, nil); err != nil || h.prov.Calls() != calls+1 {
+		t.Errorf("a request to an idle profile: %v after %d fetches; want a fresh token", err, h.prov.Calls()-calls)
+	}
+	// Tokens that outlive idleFloor are refreshed ahead of expiry whether asked for or not.
+	h2 := newHarness(t, nil, 0.5, tokenFor(time.Hour))
+	h2.settle(t)
+	simulate(t, h2.a, h2.clock, 24*time.Hour)
+	if got := h2.prov.Calls(); got < 24*4/3 {
+		t.Errorf("%d fetches in an idle day of 1 h tokens, want one per 45 min", got)
+	}
+}
+
+// A credential with a warning (a rotated refresh token the store refused, kept in
+// memory) is served, and the warning is last_error.
+func TestCredentialWarning(t *testing.T) {
+	h := newHarness(t, nil, 0.5, func(c *fakeClock, n int) (*providers.Credential, error) {
+		return &providers.Credential{Token: fmt.Sprint("tok", n), ExpiresAt: c.Now().Add(time.Hour), Warning: "save the new refresh token: keyring locked"}, nil
+	})
+	h.settle(t)
+	c, err := h.a.Credential(context.Background(), "p", -1, nil)
+	info, _ := h.a.Profile("p")
+	if err != nil || c.Token != "tok1" || info.State != StateValid || !strings.Contains(info.LastError, "keyring locked") {
+		t.Fatalf("got %v, %v, state %q, last_error %q; want the token served, valid, with the warning", c, err, info.State, info.LastError)
+	}
+	simulate(t, h.a, h.clock, 24*time.Hour)
+	if got := h.prov.Calls(); got > 24*60/39+2 {
+		t.Errorf("%d fetches in a day, want a normal schedule (one per 45 min)", got)
 	}
 }
 
@@ -149,22 +238,63 @@ func TestExpiredOnArrivalBacksOff(t *testing.T) {
 func TestRejectLoopBounded(t *testing.T) {
 	h := newHarness(t, nil, 0.5, tokenFor(time.Hour))
 	h.settle(t)
-	// A client that rejects every token it gets: each reject drops the token, but the
-	// provider is called at most callBurst times at once and once per callEvery after.
-	for range 50 {
+	// A client that rejects every token it gets, once a second for an hour: the first
+	// reject fetches at once (git's erase after a 401), the ones after back off like
+	// failed fetches, instead of costing a refresh each.
+	for range 3600 {
 		h.a.Reject("p")
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		h.a.Credential(ctx, "p", -1, nil)
+		h.a.Credential(context.Background(), "p", -1, nil)
+		simulate(t, h.a, h.clock, time.Second)
+	}
+	if got := h.prov.Calls(); got > 40 {
+		t.Errorf("%d provider calls in an hour of reject+get every second, want one per backoff step (about 30)", got)
+	}
+	info, _ := h.a.Profile("p")
+	if !strings.Contains(info.LastError, "refused") {
+		t.Errorf("last_error %q does not say servers refused the tokens", info.LastError)
+	}
+	// One erase after a token lived past the window fetches at once again.
+	h.settle(t)
+	h.clock.Advance(2 * rejectWindow)
+	h.settle(t)
+	h.a.Credential(context.Background(), "p", -1, nil)
+	simulate(t, h.a, h.clock, 10*time.Minute)
+	calls := h.prov.Calls()
+	h.a.Reject("p")
+	if _, err := h.a.Credential(context.Background(), "p", -1, nil); err != nil || h.prov.Calls() != calls+1 {
+		t.Errorf("an erase after a good spell: %v, %d calls; want a fresh token at once", err, h.prov.Calls()-calls)
+	}
+}
+
+func TestCallBudget(t *testing.T) {
+	h := newHarness(t, nil, 0.5, tokenFor(time.Hour))
+	h.settle(t) // the first fetch took one of callBurst
+	var ok int
+	for range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		if h.a.awaitCall(ctx, "p", nil) == nil {
+			ok++
+		}
 		cancel()
 	}
-	if got := h.prov.Calls(); got > callBurst {
-		t.Fatalf("%d provider calls for 50 reject+get rounds at one instant, want at most %d", got, callBurst)
+	if ok != callBurst-1 {
+		t.Fatalf("%d calls went through at one instant, want %d", ok, callBurst-1)
 	}
-	calls := h.prov.Calls()
+	// Callers that gave up did not spend the budget: one more is due after callEvery.
 	h.clock.Advance(callEvery)
-	h.settle(t)
-	if got := h.prov.Calls(); got != calls+1 {
-		t.Errorf("after %s: %d more calls, want 1", callEvery, got-calls)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := h.a.awaitCall(ctx, "p", nil); err != nil {
+		t.Fatalf("after %s: %v, want a call", callEvery, err)
+	}
+	// A wait longer than maxCallWait is refused at once, saying why.
+	for range int(maxCallWait/callEvery) + 1 {
+		go h.a.awaitCall(context.Background(), "p", nil) // these wait their turn
+	}
+	time.Sleep(20 * time.Millisecond)
+	err := h.a.awaitCall(context.Background(), "p", nil)
+	if err == nil || !strings.Contains(err.Error(), "too many calls") {
+		t.Errorf("got %v, want a refusal that says there were too many calls", err)
 	}
 }
 

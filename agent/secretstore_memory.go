@@ -37,9 +37,14 @@ func (s *MemoryStore) Get(ctx context.Context, account string) (string, error) {
 	return v, nil
 }
 
-// Set stores value under account, replacing what was there.
+// Set stores value under account, replacing what was there. A value longer than
+// MaxSecretSize is refused (ErrTooLarge), as the keyring store does, so a profile that
+// works with one store works with the other.
 func (s *MemoryStore) Set(ctx context.Context, account, value string) error {
 	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory set %s: %w", account, err)
+	}
+	if err := CheckSecretSize(len(value)); err != nil {
 		return fmt.Errorf("memory set %s: %w", account, err)
 	}
 	s.mu.Lock()

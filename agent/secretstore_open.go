@@ -66,6 +66,7 @@ func chooseStore(ctx context.Context, log *slog.Logger, ks *KeyringStore) (Secre
 	_, err := ks.Get(ctx, keyringProbeAccount)
 	if err == nil || errors.Is(err, providers.ErrSecretNotFound) {
 		log.Debug("the OS keyring answered")
+		go ks.sweepAtStart(ctx, log)
 		return ks, nil
 	}
 	if errors.Is(err, ErrKeyringTimeout) || strings.Contains(err.Error(), "failed to unlock") {

@@ -72,6 +72,16 @@ func (f *fakeKeyring) Delete(service, user string) error {
 	return nil
 }
 
+// Accounts lists the entries, as a search of the Secret Service does.
+func (f *fakeKeyring) Accounts(service string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if service != keyringService {
+		return nil, fmt.Errorf("unexpected service %q", service)
+	}
+	return slices.Collect(maps.Keys(f.entries)), nil
+}
+
 func (f *fakeKeyring) snapshot() map[string]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,15 +1,20 @@
 package ipc
 
 import (
+	"bytes"
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +25,13 @@ import (
 
 // Limits on clients.
 const (
-	MaxBodyBytes = 1 << 20         // larger request bodies get 413
-	ClientIdle   = 5 * time.Second // a client that sends nothing this long is dropped
+	MaxBodyBytes = 1 << 20          // larger request bodies get 413
+	ClientIdle   = 5 * time.Second  // a client that sends nothing this long is dropped
+	ClientWrite  = 10 * time.Second // a client that takes no part of an answer (or of one event) this long is dropped
 )
+
+// shutdownTimeout bounds how long Serve waits for answers in progress once ctx ends.
+const shutdownTimeout = 2 * time.Second
 
 // Server serves an agent on a socket.
 type Server struct {
@@ -30,16 +39,26 @@ type Server struct {
 	Log   *slog.Logger
 	// UID is the only uid allowed to connect; zero value means the agent's own uid.
 	UID *int
+	// WriteTimeout is how long a client may take to receive one answer, or one event of
+	// GET /v1/events, before its connection is closed; zero means ClientWrite.
+	WriteTimeout time.Duration
 }
 
 type peerKey struct{}
 
-// Serve answers connections on ln until ctx is cancelled, then shuts down gracefully.
+// serveKey holds the context Serve was given: once it ends, requests fail because the
+// agent shuts down, not because their client left.
+type serveKey struct{}
+
+// Serve answers connections on ln until ctx is cancelled, then shuts down: every request's
+// context ends with ctx, so open event streams close at once, and answers in progress get
+// up to shutdownTimeout before their connections are closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: ClientIdle,
 		IdleTimeout:       ClientIdle,
+		BaseContext:       func(net.Listener) context.Context { return context.WithValue(ctx, serveKey{}, ctx) },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			p, err := peerOf(c)
 			if err != nil {
@@ -53,9 +72,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		defer close(done)
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		hs.Shutdown(sctx)
+		if err := hs.Shutdown(sctx); err != nil {
+			s.log().Warn("answers still in progress at shutdown; closing their connections", "error", err)
+			hs.Close()
+		}
 	}()
 	err := hs.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
@@ -106,9 +128,17 @@ func (s *Server) Handler() http.Handler {
 	return s.guard(mux)
 }
 
-// guard checks the peer, caps bodies and answers unknown paths in the API's error shape.
+// guard checks the peer, reads the whole body (capped) before any handler runs, gives
+// every answer a write deadline and answers unknown paths in the API's error shape.
 func (s *Server) guard(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(raw http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(raw)
+		// net/http keeps the last answer's write deadline on a kept-alive connection.
+		rc.SetWriteDeadline(time.Time{})
+		w := &deadlineWriter{ResponseWriter: raw, rc: rc, timeout: s.writeTimeout()}
+		// What a handler leaves in the buffer goes out after it returns; that too must not
+		// wait forever for a client that stopped reading.
+		defer func() { rc.SetWriteDeadline(time.Now().Add(w.timeout)) }()
 		p, _ := r.Context().Value(peerKey{}).(Peer)
 		if !p.Known || p.UID != s.uid() {
 			s.log().Warn("refused connection from another user", "peer_uid", p.UID, "peer_pid", p.PID, "known", p.Known, "path", r.URL.Path)
@@ -132,12 +162,88 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if r.ContentLength != 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-			http.NewResponseController(w).SetReadDeadline(time.Now().Add(ClientIdle))
+			// Nothing is applied from a body that is cut short.
+			body, err := readBody(raw, r)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		mux.ServeHTTP(w, r)
 	})
 }
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout > 0 {
+		return s.WriteTimeout
+	}
+	return ClientWrite
+}
+
+// readBody reads r's whole body, at most MaxBodyBytes, within ClientIdle. A body that
+// ends before its declared length, a chunked body without its last chunk, and a body
+// that stalls are bad requests; a body too large is 413.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(ClientIdle))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err == nil {
+		// Cleared, so that net/http's wait for the next request (or for the client to
+		// hang up, which ends the request's context) is not cut short while we answer.
+		rc.SetReadDeadline(time.Time{})
+		return body, nil
+	}
+	// Left in the past: net/http would otherwise wait, without a deadline, for the rest of
+	// the body before it sends our answer.
+	rc.SetReadDeadline(time.Unix(1, 0))
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	got := fmt.Sprintf("%d bytes", len(body))
+	if r.ContentLength > 0 {
+		got = fmt.Sprintf("%d of the %d bytes its Content-Length announced", len(body), r.ContentLength)
+	}
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge()
+	case errors.As(err, &ne) && ne.Timeout():
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			Message: fmt.Sprintf("request body did not arrive within %s (got %s); nothing was changed: send the whole body at once", ClientIdle, got)}
+	default:
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			Message: fmt.Sprintf("request body was cut short after %s (%v); nothing was changed: send the whole body", got, err)}
+	}
+}
+
+// deadlineWriter gives an answer its write timeout from its first byte on, so a client
+// that stops reading is dropped instead of holding its connection forever. The event
+// stream moves the deadline on for each event.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	armed   bool
+}
+
+func (d *deadlineWriter) arm() {
+	if !d.armed {
+		d.armed = true
+		d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	}
+}
+
+func (d *deadlineWriter) WriteHeader(status int) {
+	d.arm()
+	d.ResponseWriter.WriteHeader(status)
+}
+
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	d.arm()
+	return d.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // allowedMethods lists the methods the API takes on r's path.
 func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
@@ -181,12 +287,12 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 		}
 		name, err := s.Agent.ProfileForURL(target)
 		if err != nil {
-			writeError(w, apiError(err))
+			s.fail(w, r, err)
 			return
 		}
 		info, err := s.Agent.Profile(name)
 		if err != nil {
-			writeError(w, apiError(err))
+			s.fail(w, r, err)
 			return
 		}
 		infos = []agent.ProfileInfo{info}
@@ -203,7 +309,7 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 func (s *Server) profile(w http.ResponseWriter, r *http.Request) {
 	info, err := s.Agent.Profile(r.PathValue("name"))
 	if err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, wireProfile(info))
@@ -223,7 +329,7 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c, cerr := s.Agent.Credential(r.Context(), r.PathValue("name"), minValid, target)
-	s.writeCredential(w, c, cerr)
+	s.writeCredential(w, r, c, cerr)
 }
 
 func (s *Server) credentialForURL(w http.ResponseWriter, r *http.Request) {
@@ -238,12 +344,12 @@ func (s *Server) credentialForURL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, cerr := s.Agent.CredentialForURL(r.Context(), target, minValid)
-	s.writeCredential(w, c, cerr)
+	s.writeCredential(w, r, c, cerr)
 }
 
-func (s *Server) writeCredential(w http.ResponseWriter, c *agent.CredentialInfo, err error) {
+func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *agent.CredentialInfo, err error) {
 	if err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -260,7 +366,7 @@ func (s *Server) writeCredential(w http.ResponseWriter, c *agent.CredentialInfo,
 
 func (s *Server) reject(w http.ResponseWriter, r *http.Request) {
 	if err := s.Agent.Reject(r.PathValue("name")); err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -269,7 +375,7 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request) {
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	c, err := s.Agent.Login(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, wireChallenge(c))
@@ -277,7 +383,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelLogin(w http.ResponseWriter, r *http.Request) {
 	if err := s.Agent.CancelLogin(r.PathValue("name")); err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -285,7 +391,7 @@ func (s *Server) cancelLogin(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if err := s.Agent.Logout(r.Context(), r.PathValue("name")); err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -302,7 +408,7 @@ func (s *Server) pushToken(w http.ResponseWriter, r *http.Request) {
 		exp = *tp.ExpiresAt
 	}
 	if err := s.Agent.PushToken(r.Context(), r.PathValue("name"), tp.Token, exp); err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -321,7 +427,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 		Method: sr.Method, URL: sr.URL, Headers: sr.Headers, BodySHA256: sr.BodySHA256,
 	})
 	if err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -336,7 +442,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	pc := spec.ProfileConfig
 	if err := s.Agent.PutProfile(r.Context(), r.PathValue("name"), &pc, spec.Secret); err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -344,7 +450,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) {
 	if err := s.Agent.DeleteProfile(r.Context(), r.PathValue("name")); err != nil {
-		writeError(w, apiError(err))
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -360,7 +466,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
+	// Each event gets the write timeout to reach the client: a watcher that stopped
+	// reading is dropped, a quiet stream is not.
+	timeout := s.writeTimeout()
 	send := func(e Event) bool {
+		rc.SetWriteDeadline(time.Now().Add(timeout))
 		if err := enc.Encode(e); err != nil {
 			return false
 		}
@@ -374,6 +484,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	rc.SetWriteDeadline(time.Now().Add(timeout))
 	if err := rc.Flush(); err != nil {
 		return
 	}
@@ -452,21 +563,203 @@ func parseTarget(raw string) (*url.URL, *Error) {
 	return u, nil
 }
 
+// maxBodyDepth bounds how deeply a request body may nest; the API's bodies nest two deep.
+const maxBodyDepth = 16
+
+// decodeBody decodes a request body (one JSON object) into v, a pointer to a struct. Keys
+// match v's json names exactly: a key in another case, an unknown key and a key given
+// twice (in any object of the body) are refused with 400 naming the key, as the TOML
+// loader does. encoding/json alone would match keys in any case and keep the last of
+// two, so a "Secret" could override a "secret".
 func decodeBody(r *http.Request, v any) *Error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge()
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "read request body: " + err.Error()}
+	}
+	known := bodyKeys(reflect.TypeOf(v).Elem())
+	if err := checkBody(body, known); err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error()}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			// Field starts with the names of embedded structs ("ProfileConfig.hosts").
+			key := strings.Split(te.Field, ".")
+			for len(key) > 1 && !known[key[0]] {
+				key = key[1:]
+			}
+			return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+				Message: fmt.Sprintf("request body: key %q holds a JSON %s, which does not fit: want %s", strings.Join(key, "."), te.Value, jsonKind(te.Type))}
 		}
 		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
-			Message: "request body is not valid JSON for this endpoint: " + err.Error()}
-	}
-	if dec.More() {
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "request body holds more than one JSON value"}
+			Message: "request body is not valid JSON for this endpoint: " + strings.TrimPrefix(err.Error(), "json: ")}
 	}
 	return nil
+}
+
+// checkBody checks that body is one JSON object, with no key twice in any object, whose
+// own keys are all in known.
+func checkBody(body []byte, known map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return errors.New("request body is empty; send a JSON object")
+	}
+	if err != nil {
+		return fmt.Errorf("request body is not valid JSON: %w", err)
+	}
+	if tok != json.Delim('{') {
+		return errors.New("request body must be a JSON object, {…}")
+	}
+	var keys []string
+	if err := checkObject(dec, "", 1, &keys); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("request body holds more than one JSON value")
+	}
+	for _, k := range keys {
+		if known[k] {
+			continue
+		}
+		for want := range known {
+			if strings.EqualFold(k, want) {
+				return fmt.Errorf("request body: unknown key %q; did you mean %q? (keys are lowercase)", k, want)
+			}
+		}
+		names := make([]string, 0, len(known))
+		for n := range known {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return fmt.Errorf("request body: unknown key %q; this endpoint takes %s", k, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// checkObject reads the rest of an object whose '{' dec just returned, refusing a key
+// given twice; keys, when not nil, collects its keys. path names the object in errors.
+func checkObject(dec *json.Decoder, path string, depth int, keys *[]string) error {
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("request body is not valid JSON: %w", err)
+		}
+		k, _ := tok.(string) // the decoder allows only strings here
+		if seen[k] {
+			return fmt.Errorf("request body: key %q is given twice", path+k)
+		}
+		seen[k] = true
+		if keys != nil {
+			*keys = append(*keys, k)
+		}
+		if err := checkValue(dec, path+k+".", depth); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("request body is not valid JSON: %w", err)
+	}
+	return nil
+}
+
+// checkValue reads one value, checking the objects in it.
+func checkValue(dec *json.Decoder, path string, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("request body is not valid JSON: %w", err)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if depth >= maxBodyDepth {
+		return fmt.Errorf("request body nests deeper than %d levels", maxBodyDepth)
+	}
+	if d == '{' {
+		return checkObject(dec, path, depth+1, nil)
+	}
+	for dec.More() { // '[': objects in a list are named by the list's key
+		if err := checkValue(dec, path, depth+1); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("request body is not valid JSON: %w", err)
+	}
+	return nil
+}
+
+// bodyKeys lists the json names of a struct's fields, with those of embedded structs.
+func bodyKeys(t reflect.Type) map[string]bool {
+	keys := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			for k := range bodyKeys(f.Type) {
+				keys[k] = true
+			}
+		case !f.IsExported() || name == "-":
+		case name == "":
+			keys[f.Name] = true
+		default:
+			keys[name] = true
+		}
+	}
+	return keys
+}
+
+// jsonKind says in JSON's words what a Go type takes.
+func jsonKind(t reflect.Type) string {
+	if t == reflect.TypeFor[time.Time]() {
+		return "an RFC 3339 time string"
+	}
+	if t.Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return "a string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list of " + strings.TrimPrefix(jsonKind(t.Elem()), "a ") + "s"
+	case reflect.Map:
+		return "an object of " + strings.TrimPrefix(jsonKind(t.Elem()), "a ") + "s"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.Struct:
+		return "an object"
+	}
+	return t.String()
+}
+
+// fail answers a request the agent could not serve. When the request's context ended
+// first, the agent is not at fault: a client that went away gets no answer (logged as 499,
+// "client closed request"), and a request cut short by shutdown gets 503.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		if serve, ok := r.Context().Value(serveKey{}).(context.Context); ok && serve.Err() != nil {
+			writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+				Message: "the agent is shutting down; try again once it is back"})
+			return
+		}
+		// Read as 499 in the log; a client that only closed its sending half still reads this.
+		s.log().Debug("client closed request", "status", 499, "method", r.Method, "path", r.URL.Path, "error", err)
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			Message: "request cancelled: the client closed its connection before the answer was ready"})
+		return
+	}
+	e := apiError(err)
+	if e.Status == http.StatusInternalServerError {
+		s.log().Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeError(w, e)
 }
 
 // apiError maps an agent error to the API's error code and status.
@@ -482,6 +775,7 @@ func apiError(err error) *Error {
 		status int
 		code   string
 	}{
+		{agent.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 		{agent.ErrUnknownProfile, http.StatusNotFound, CodeUnknownProfile},
 		{agent.ErrNoProfile, http.StatusNotFound, CodeNoProfile},
 		{agent.ErrBadRequest, http.StatusBadRequest, CodeBadRequest},

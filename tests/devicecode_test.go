@@ -159,9 +159,9 @@ func TestDeviceConcurrentForcedRefresh(t *testing.T) {
 	time.Sleep(5500 * time.Millisecond)
 	before := s.idp.TokenRequests()["refresh_token"]
 
-	// 500 clients at once, each asking for a token valid an hour longer than any token
-	// lives: every one of them wants a refresh, and one refresh serves them all (the
-	// token it brings is the freshest the IdP gives).
+	// 500 clients at once, each asking for a token valid 15 s more (the login's has about
+	// 14.5 s left, a fresh one 20 s): every one of them wants a refresh, and one refresh
+	// serves them all.
 	const n = 500
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -174,7 +174,7 @@ func TestDeviceConcurrentForcedRefresh(t *testing.T) {
 			defer wg.Done()
 			c := &ipc.Client{Socket: s.env.sock()}
 			<-start
-			cred, err := c.Credential(context.Background(), "work", ipc.MinValid(time.Hour))
+			cred, err := c.Credential(context.Background(), "work", ipc.MinValid(15*time.Second))
 			if err != nil {
 				errs <- err
 				return
@@ -210,8 +210,9 @@ func TestDeviceSurvivesSIGKILLAfterRefresh(t *testing.T) {
 	s.login(t)
 	time.Sleep(5500 * time.Millisecond) // past the refresh floor, so min_valid can force one
 	before := s.idp.TokenRequests()["refresh_token"]
-	// Force a refresh (a rotation), then kill the agent the moment it was served.
-	runOK(t, s.env, "", "token", "work", "--min-valid", "1h")
+	// Force a refresh (a rotation: 15 s asked, about 14.5 s left, 20 s in a fresh token),
+	// then kill the agent the moment it was served.
+	runOK(t, s.env, "", "token", "work", "--min-valid", "15s")
 	if got := s.idp.TokenRequests()["refresh_token"]; got != before+1 {
 		t.Fatalf("forced refresh: %d token requests, want 1", got-before)
 	}

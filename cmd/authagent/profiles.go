@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/ipc"
 	"github.com/authagent/authagent/providers"
 )
@@ -125,15 +126,21 @@ func readSecret(prompt string) (string, error) {
 		b, err = term.ReadPassword(fd)
 		fmt.Fprintln(os.Stderr)
 	} else {
-		b, err = io.ReadAll(io.LimitReader(bufio.NewReader(os.Stdin), 64<<10+1))
-		if len(b) > 64<<10 {
-			return "", errors.New("secret on stdin is longer than 64 KiB")
+		// A little past the limit, for the line ending that is not part of the secret.
+		r := bufio.NewReader(os.Stdin)
+		b, err = io.ReadAll(io.LimitReader(r, agent.MaxSecretSize+3))
+		if err == nil && len(b) > agent.MaxSecretSize+2 {
+			rest, _ := io.Copy(io.Discard, io.LimitReader(r, 1<<30))
+			return "", agent.CheckSecretSize(len(b) + int(rest))
 		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("read secret: %w", err)
 	}
 	s := strings.TrimRight(string(b), "\r\n")
+	if err := agent.CheckSecretSize(len(s)); err != nil {
+		return "", err
+	}
 	if s == "" {
 		return "", errors.New("no secret given: pipe it on stdin (printf %s \"$KEY\" | authagent add …) or type it at the prompt")
 	}
