@@ -189,6 +189,7 @@ func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, me
 	}
 	p.a.log.Info("logged in", "profile", p.name)
 	p.succeededLocked(now, cred)
+	p.asked = 1 // someone logged in to use it: the profile is not idle
 	p.notifyLocked(true)
 }
 

@@ -444,3 +444,34 @@ func TestPushLoopBounded(t *testing.T) {
 		t.Errorf("%d of 20 pushes at one instant went through (%d reached the provider), want %d: the call budget less the first fetch", ok, pp.pushes, callBurst-1)
 	}
 }
+
+// A login counts as use: the short-lived token it brings is refreshed ahead of expiry,
+// not held back as an idle profile's would be.
+func TestLoginIsUse(t *testing.T) {
+	a, lp, clock := newLoginHarnessFor(t, func(lp *loginProvider) providers.Provider { return &shortLogin{lp} })
+	lp.mu.Lock()
+	lp.fetch = func(c *fakeClock, _ int) (*providers.Credential, error) {
+		return &providers.Credential{Token: "next", ExpiresAt: c.Now().Add(20 * time.Second)}, nil
+	}
+	lp.mu.Unlock()
+	if _, err := a.Login(context.Background(), "work"); err != nil {
+		t.Fatal(err)
+	}
+	lp.approve <- nil
+	waitState(t, a, "work", StateValid)
+	calls := lp.Calls()
+	simulate(t, a, clock, 16*time.Second) // 75 % ± 10 % of 20 s
+	if got := lp.Calls(); got != calls+1 {
+		t.Errorf("%d refreshes within 16 s of a login with a 20 s token, want 1", got-calls)
+	}
+}
+
+// shortLogin logs in with a token that lives 20 s.
+type shortLogin struct{ *loginProvider }
+
+func (p *shortLogin) Login(ctx context.Context, show func(providers.Challenge)) (*providers.Credential, error) {
+	if _, err := p.loginProvider.Login(ctx, show); err != nil {
+		return nil, err
+	}
+	return &providers.Credential{Token: "first", ExpiresAt: p.clock.Now().Add(20 * time.Second)}, nil
+}
