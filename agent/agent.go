@@ -50,6 +50,11 @@ type Agent struct {
 
 	pendingMu sync.Mutex
 	pending   map[string]string // secrets the store refused, by account; see secretView
+
+	// Guarded by mu: the error of the last reload ("" after one that worked), and the
+	// secret_store the agent started with, which only a restart changes.
+	reloadErr  string
+	startStore string
 }
 
 // validProfileName: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'.
@@ -104,6 +109,8 @@ func New(opts Options) (*Agent, error) {
 		started:  opts.Clock.Now(),
 		cfg:      opts.Config,
 		profiles: make(map[string]*profile),
+
+		startStore: storeKind(opts.Config.SecretStore),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	built, err := a.buildAll(opts.Config)
@@ -198,7 +205,7 @@ func (a *Agent) lookup(name string) (*profile, error) {
 	p := a.profiles[name]
 	a.mu.Unlock()
 	if p == nil {
-		return nil, providers.Mark(ErrUnknownProfile, fmt.Errorf("no profile %q; `authagent list` shows the profiles, `authagent add` defines one", name))
+		return nil, providers.Mark(ErrUnknownProfile, fmt.Errorf("no profile %q; `authagent list` shows the profiles, `authagent add %s --provider KIND` defines one", name, name))
 	}
 	return p, nil
 }
@@ -211,21 +218,48 @@ type Status struct {
 	Profiles  int
 	Store     StoreInfo
 	StartedAt time.Time
+	// ConfigError is why the last reload failed (file:line: key: problem), while the agent
+	// keeps serving the config it had; "" when the last reload worked, or none was tried.
+	ConfigError string
+	// ConfigWarning is a change in the config that only a restart applies (secret_store);
+	// "" when there is none.
+	ConfigWarning string
 }
 
-// Status reports the agent's version, uptime, profile count and secret store.
+// Status reports the agent's version, uptime, profile count and secret store, and what
+// went wrong with the last reload.
 func (a *Agent) Status() Status {
 	a.mu.Lock()
 	n := len(a.profiles)
+	configErr, configWarning := a.reloadErr, a.restartWarningLocked()
 	a.mu.Unlock()
 	return Status{
-		Version:   a.opts.Version,
-		PID:       os.Getpid(),
-		Uptime:    a.clock.Now().Sub(a.started),
-		Profiles:  n,
-		Store:     a.store.Info(),
-		StartedAt: a.started,
+		Version:       a.opts.Version,
+		PID:           os.Getpid(),
+		Uptime:        a.clock.Now().Sub(a.started),
+		Profiles:      n,
+		Store:         a.store.Info(),
+		StartedAt:     a.started,
+		ConfigError:   configErr,
+		ConfigWarning: configWarning,
 	}
+}
+
+// storeKind is a config's secret_store with its default filled in.
+func storeKind(s string) string {
+	if s == "" {
+		return "keyring"
+	}
+	return s
+}
+
+// restartWarningLocked says what in the loaded config waits for a restart; a.mu is held.
+func (a *Agent) restartWarningLocked() string {
+	if now := storeKind(a.cfg.SecretStore); now != a.startStore {
+		return fmt.Sprintf("secret_store in %s is now %q, but this agent keeps secrets in %q until it restarts: "+
+			"run `authagent stop`, then `eval \"$(authagent start)\"`", a.cfg.Path, now, a.startStore)
+	}
+	return ""
 }
 
 // Profiles lists every profile, sorted by name.
@@ -308,7 +342,7 @@ func (a *Agent) ProfileForURL(target *url.URL) (string, error) {
 	}
 	a.mu.Unlock()
 	if best == "" {
-		return "", providers.Mark(ErrNoProfile, fmt.Errorf("no profile lists host %s in its hosts", host))
+		return "", providers.Mark(ErrNoProfile, fmt.Errorf("no profile lists host %s in its hosts", target.Host))
 	}
 	return best, nil
 }
@@ -416,6 +450,62 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	return nil
 }
 
+// SetSecret stores or replaces the secret of an existing profile (an API secret, a client
+// secret) and leaves its definition as it is: hosts, key_id, headers and every other key
+// stay, and the config file is not touched. The profile is then served afresh, from the
+// same config, so the next credential is made with the new secret. Once the checks pass,
+// the change runs on a context of its own (up to changeTimeout) and finishes whether or
+// not the caller waits. Errors wrap ErrUnknownProfile (no such profile), ErrBadRequest (an
+// empty secret, or one with a line break or another control character), ErrTooLarge (over
+// MaxSecretSize) and ErrUnavailable (the secret store refused it).
+func (a *Agent) SetSecret(ctx context.Context, name, secret string) error {
+	if _, err := a.lookup(name); err != nil {
+		return err
+	}
+	if secret == "" {
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the secret is empty", name))
+	}
+	if providers.HasControl(secret) {
+		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the secret contains a line break or another control character; store it without them", name))
+	}
+	if err := CheckSecretSize(len(secret)); err != nil {
+		return fmt.Errorf("profile %s: %w", name, err)
+	}
+	a.editMu.Lock() // no PutProfile or DeleteProfile of the same secrets meanwhile
+	defer a.editMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+	defer cancel()
+	if _, err := a.lookup(name); err != nil {
+		return err // a reload removed it while we waited
+	}
+	account := name + "/" + providers.SecretKey
+	if err := a.store.Set(ctx, account, secret); err != nil {
+		return providers.Mark(ErrUnavailable, fmt.Errorf("store the secret of %s: %w", name, err))
+	}
+	a.pendingMu.Lock()
+	delete(a.pending, account) // an older value waiting to be written back must not return
+	a.pendingMu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.profiles[name]
+	if old == nil {
+		// A reload removed the profile after the secret was stored; a profile defined
+		// again under this name finds it.
+		a.log.Info("secret stored for a profile that a reload removed meanwhile", "profile", name)
+		return nil
+	}
+	p, err := a.build(name, old.cfg)
+	if err != nil { // built from the same config before; cannot fail but for a bug
+		return fmt.Errorf("profile %s: the secret is stored, but the profile cannot be served afresh: %w", name, err)
+	}
+	old.stop()
+	a.profiles[name] = p
+	a.log.Info("secret stored", "profile", name)
+	a.publish(EventChanged, p.info())
+	p.start()
+	return nil
+}
+
 // DeleteProfile removes a profile: it deletes the profile's secrets from the store, then
 // its table from the config file. The change runs on a context of its own (up to
 // changeTimeout) and finishes or rolls back whether or not the caller waits. Secrets go
@@ -493,11 +583,23 @@ func (a *Agent) revive(p *profile) {
 // Reload re-reads the config file. On any error the running profiles stay as they were.
 // Profiles whose configuration did not change keep their cached credentials. A missing
 // config file, or one with nothing but blank lines and comments, is such an error (it
-// wraps ErrNoConfig): an editor or a sync tool may be halfway through saving it. A file
-// that holds only secret_store = "…" removes every profile.
+// wraps ErrNoConfig and ErrUnavailable): an editor or a sync tool may be halfway through
+// saving it. A file that does not load, or a profile its provider refuses, is an error
+// wrapping ErrBadRequest that names the file, line and key. A file that holds only
+// secret_store = "…" removes every profile. Status reports the error until a reload
+// works (ConfigError), and a changed secret_store, which needs a restart (ConfigWarning).
 func (a *Agent) Reload() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	err := a.reloadLocked()
+	a.reloadErr = ""
+	if err != nil {
+		a.reloadErr = err.Error()
+	}
+	return err
+}
+
+func (a *Agent) reloadLocked() error {
 	path := a.cfg.Path
 	cfg, err := reloadConfig(path) // under a.mu: PutProfile edits the file under it too
 	if errors.Is(err, ErrNoConfig) {
@@ -505,14 +607,18 @@ func (a *Agent) Reload() error {
 		if len(a.profiles) == 1 {
 			kept = "the 1 profile"
 		}
-		return fmt.Errorf("%w; kept %s loaded before. An editor or sync tool may be saving it: "+
-			"send SIGHUP again once it is saved. To remove profiles, use `authagent remove NAME`, or leave "+
-			"only the secret_store line in the file", err, kept)
+		return providers.Mark(ErrUnavailable, fmt.Errorf("%w; kept %s loaded before. An editor or sync tool may be saving it: "+
+			"run `authagent reload` (or send SIGHUP again) once it is saved. To remove profiles, use `authagent remove NAME`, or leave "+
+			"only the secret_store line in the file", err, kept))
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return providers.Mark(ErrBadRequest, err)
 	}
 	if err != nil {
-		return err
+		return providers.Mark(ErrUnavailable, err)
 	}
-	if cfg.SecretStore != a.cfg.SecretStore {
+	if storeKind(cfg.SecretStore) != storeKind(a.cfg.SecretStore) {
 		a.log.Warn("secret_store changed in the config; restart the agent for it to take effect")
 	}
 	next := make(map[string]*profile, len(cfg.Profiles))
@@ -532,7 +638,7 @@ func (a *Agent) Reload() error {
 		fresh = append(fresh, p)
 	}
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return providers.Mark(ErrBadRequest, errors.Join(errs...))
 	}
 	for name, old := range a.profiles {
 		if next[name] != old {

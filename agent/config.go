@@ -704,6 +704,7 @@ func RemoveProfile(path, name string) error {
 // configEdit is a config file as lines, with the sections of one profile located.
 type configEdit struct {
 	lines   []string // each with its line ending; the last may have none
+	orig    []int    // for each of lines, its number in the file as read; 0 for a new line
 	regions []configRegion
 	doc     *configDoc
 	crlf    bool
@@ -743,6 +744,9 @@ func editConfig(path, name string, edit func(*configEdit) error) error {
 		return fmt.Errorf("fix the config file by hand first: %w", err)
 	}
 	ed := &configEdit{lines: splitLines(data), doc: doc, crlf: bytes.Contains(data, []byte("\r\n"))}
+	for i := range ed.lines {
+		ed.orig = append(ed.orig, i+1)
+	}
 	if err := ed.locate(name); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -751,6 +755,8 @@ func editConfig(path, name string, edit func(*configEdit) error) error {
 	}
 	out := []byte(strings.Join(ed.lines, ""))
 	if _, err := ParseConfig(path, out); err != nil {
+		// The lines of the edited text are not the file's: point at the file's own.
+		ed.fileLines(err)
 		return fmt.Errorf("the edited file would not load, so it was left as it was: %w", err)
 	}
 	return writeFileAtomic(target, out, mode)
@@ -841,6 +847,28 @@ func (ed *configEdit) newlines(s string) []string {
 
 func (ed *configEdit) replace(start, end int, with []string) {
 	ed.lines = append(ed.lines[:start:start], append(with, ed.lines[end:]...)...)
+	ed.orig = append(ed.orig[:start:start], append(make([]int, len(with)), ed.orig[end:]...)...)
+}
+
+// fileLines changes the line numbers of the *ConfigErrors in err (one, or joined) from
+// lines of the edited text to lines of the file as read. An error on a line the edit
+// wrote keeps no line number.
+func (ed *configEdit) fileLines(err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			ed.fileLines(e)
+		}
+		return
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Line <= 0 {
+		return
+	}
+	if ce.Line <= len(ed.orig) {
+		ce.Line = ed.orig[ce.Line-1]
+	} else {
+		ce.Line = 0
+	}
 }
 
 // remove deletes a region with the comments above it and the blank lines after it; at the
@@ -870,9 +898,11 @@ func (ed *configEdit) appendSection(section []string) {
 		}
 		if !ed.blank(n - 1) {
 			ed.lines = append(ed.lines, nl)
+			ed.orig = append(ed.orig, 0)
 		}
 	}
 	ed.lines = append(ed.lines, section...)
+	ed.orig = append(ed.orig, make([]int, len(section))...)
 }
 
 // writeFileAtomic replaces path with data: a temporary file in the same directory, synced,

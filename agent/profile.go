@@ -509,11 +509,15 @@ func (p *profile) scheduleLocked(d time.Duration) {
 // progress stays: a server refusing tokens must not let clients hurry the provider. Tokens
 // refused one after another within rejectWindow of their fetch start a backoff of their
 // own from the second one on, as failed fetches do; a token that was handed out more than
-// once, or lived past rejectWindow, evidently worked and ends the run.
+// once, or lived past rejectWindow, evidently worked and ends the run. A credential
+// without an expiry (a static API key) is fetched again at once, outside a backoff: the
+// next request would do just that, and until then the profile would show as expired,
+// which a key that never expires is not.
 func (p *profile) reject() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.a.clock.Now()
+	static := p.cred != nil && p.cred.ExpiresAt.IsZero()
 	if p.cred != nil {
 		// Refused soon after its fetch, and handed out no more than once: it never worked.
 		if now.Sub(p.fetchedAt) < rejectWindow && p.asked <= 1 {
@@ -530,6 +534,9 @@ func (p *profile) reject() {
 			p.rejects, rejectWindow, p.retryAt.Sub(now).Round(time.Second))
 	}
 	p.a.log.Info("credential rejected by a server; dropped from cache", "profile", p.name, "rejected_in_a_row", p.rejects)
+	if static && !p.stopped && !p.needsLogin && p.loginCancel == nil && !now.Before(p.retryAt) {
+		p.fetchLocked()
+	}
 	p.notifyLocked(true)
 }
 

@@ -220,6 +220,30 @@ func (c *Client) PutProfile(ctx context.Context, name string, spec ProfileSpec) 
 	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(name), nil, spec, nil)
 }
 
+// SetSecret stores or replaces a profile's secret and changes nothing else of the profile
+// (hosts, key_id, headers stay). Errors: *Error with code unknown_profile (404),
+// bad_request (400: empty, or a control character), too_large (413: over 64 KiB) or
+// unavailable (503: the secret store refused).
+func (c *Client) SetSecret(ctx context.Context, name, secret string) error {
+	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(name)+"/secret", nil, SecretPut{Secret: secret}, nil)
+}
+
+// Reload makes the agent read its config file again. A file that does not load is an
+// *Error with code bad_request (400) whose message names the file, line and key; a file
+// that is missing, empty or unreadable is unavailable (503). Either way the agent keeps
+// the config it had and reports the error in Status.ConfigError until a reload works.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/reload", nil, nil, nil)
+}
+
+// Stop asks the agent to exit cleanly and returns its pid; the agent stops after it has
+// answered. An agent that cannot be stopped over its socket answers unavailable (503).
+func (c *Client) Stop(ctx context.Context) (pid int, err error) {
+	var s Stopping
+	err = c.do(ctx, http.MethodPost, "/v1/stop", nil, nil, &s)
+	return s.PID, err
+}
+
 // DeleteProfile removes a profile and its secrets.
 func (c *Client) DeleteProfile(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(name), nil, nil, nil)

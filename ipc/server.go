@@ -42,6 +42,9 @@ type Server struct {
 	// WriteTimeout is how long a client may take to receive one answer, or one event of
 	// GET /v1/events, before its connection is closed; zero means ClientWrite.
 	WriteTimeout time.Duration
+	// Stop, when set, ends the agent: POST /v1/stop calls it once the answer is sent (it
+	// should cancel the context Serve runs with). nil: POST /v1/stop answers 503.
+	Stop func()
 }
 
 type peerKey struct{}
@@ -119,9 +122,12 @@ func (s *Server) Handler() http.Handler {
 		{"POST /v1/profiles/{name}/login", s.login},
 		{"POST /v1/profiles/{name}/logout", s.logout},
 		{"POST /v1/profiles/{name}/reject", s.reject},
+		{"PUT /v1/profiles/{name}/secret", s.putSecret},
 		{"POST /v1/profiles/{name}/sign", s.sign},
 		{"PUT /v1/profiles/{name}/token", s.pushToken},
+		{"POST /v1/reload", s.reload},
 		{"GET /v1/status", s.status},
+		{"POST /v1/stop", s.stop},
 	} {
 		mux.HandleFunc(r.pattern, r.h)
 	}
@@ -273,7 +279,35 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		SecretStore: SecretStore{
 			Kind: st.Store.Kind, Persistent: st.Store.Persistent, Warning: st.Store.Warning,
 		},
+		ConfigError:   st.ConfigError,
+		ConfigWarning: st.ConfigWarning,
 	})
+}
+
+// reload re-reads the config file: 204, or the reload's error (400 for a file that does
+// not load, 503 for one that is missing, empty or unreadable). Reload takes no context:
+// it finishes whether or not the client waits.
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if err := s.Agent.Reload(); err != nil {
+		s.log().Error("config reload failed; keeping the old config", "error", err)
+		writeError(w, apiError(err)) // the reload is done either way: no 499 for a client that left
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// stop answers 202 with the agent's pid, then ends the agent through s.Stop.
+func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
+	if s.Stop == nil {
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "this agent cannot be stopped over its socket; stop the program that runs it"})
+		return
+	}
+	p, _ := r.Context().Value(peerKey{}).(Peer)
+	s.log().Info("stop requested over the socket", "peer_pid", p.PID)
+	writeJSON(w, http.StatusAccepted, Stopping{PID: os.Getpid()})
+	http.NewResponseController(w).Flush()
+	s.Stop()
 }
 
 // profiles lists every profile, or with ?url= only the one whose hosts match the URL.
@@ -442,6 +476,19 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	pc := spec.ProfileConfig
 	if err := s.Agent.PutProfile(r.Context(), r.PathValue("name"), &pc, spec.Secret); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
+	var sp SecretPut
+	if err := decodeBody(r, &sp); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.Agent.SetSecret(r.Context(), r.PathValue("name"), sp.Secret); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -68,6 +68,12 @@ type Status struct {
 	UptimeS     int64       `json:"uptime_s"`
 	Profiles    int         `json:"profiles"`
 	SecretStore SecretStore `json:"secret_store"`
+	// ConfigError is why the last reload of the config file failed (file:line: key:
+	// problem); the agent keeps serving the config it had. Absent once a reload works.
+	ConfigError string `json:"config_error,omitempty"`
+	// ConfigWarning is a change in the config file that takes effect only when the agent
+	// restarts (secret_store), and what to run; absent when there is none.
+	ConfigWarning string `json:"config_warning,omitempty"`
 }
 
 // SecretStore says where the agent keeps secrets and whether they survive a restart.
@@ -95,6 +101,19 @@ type ProfileSpec struct {
 type TokenPush struct {
 	Token     string     `json:"token"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// SecretPut is the body of PUT /v1/profiles/{name}/secret: the profile's new secret (an
+// API secret, a client secret), at most 64 KiB, without control characters. Nothing else
+// of the profile changes.
+type SecretPut struct {
+	Secret string `json:"secret"`
+}
+
+// Stopping is the answer to POST /v1/stop (202): the agent with this pid stops once the
+// answer is sent.
+type Stopping struct {
+	PID int `json:"pid"`
 }
 
 // SignRequest is the body of POST /v1/profiles/{name}/sign: the request to sign. The

@@ -133,7 +133,7 @@ func TestClientCredentialsWrongSecret(t *testing.T) {
 	if !strings.Contains(le, "invalid_client") || !strings.Contains(le, "secret") {
 		t.Errorf("last_error %q should say the server refused the client (invalid_client) and that the secret may be wrong", prof.LastError)
 	}
-	if !strings.Contains(prof.LastError, "authagent add svc") {
+	if !strings.Contains(prof.LastError, "authagent set-secret svc") {
 		t.Errorf("last_error %q should say how to store the right secret", prof.LastError)
 	}
 	for where, text := range map[string]string{"last_error": prof.LastError, "token's stderr": r.stderr, "agent log": a.Log()} {

@@ -158,8 +158,8 @@ func TestNoSecretServiceFallsBackToMemory(t *testing.T) {
 	a.Stop()
 	startAgent(t, e)
 	r := run(t, e, "", "token", "hub")
-	if r.code != 1 || !strings.Contains(r.stderr, "authagent add hub") {
-		t.Errorf("authagent token hub after a restart without a keyring: want exit 1 and advice to `authagent add hub`: %s", r)
+	if r.code != 1 || !strings.Contains(r.stderr, "authagent set-secret hub") {
+		t.Errorf("authagent token hub after a restart without a keyring: want exit 1 and advice to `authagent set-secret hub`: %s", r)
 	}
 	if strings.Contains(r.stdout+r.stderr, secret) {
 		t.Errorf("the error holds the secret: %s", r)

@@ -25,6 +25,7 @@ type fakeAgent struct {
 	subs     map[chan ipc.Event]bool
 	calls    []string // "login work", "logout work", …
 	loginErr *ipc.Error
+	status   *ipc.Status // GET /v1/status answers 404 while nil
 	srv      *http.Server
 	stopped  chan struct{} // closed by stop: ends every event stream
 }
@@ -64,6 +65,16 @@ func (a *fakeAgent) start() {
 			return
 		}
 		json.NewEncoder(w).Encode(p)
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		st := a.status
+		a.mu.Unlock()
+		if st == nil {
+			writeErr(w, &ipc.Error{Status: 404, Code: ipc.CodeNotFound, Message: "no status in this test"})
+			return
+		}
+		json.NewEncoder(w).Encode(st)
 	})
 	mux.HandleFunc("POST /v1/profiles/{name}/login", a.login)
 	mux.HandleFunc("POST /v1/profiles/{name}/logout", func(w http.ResponseWriter, r *http.Request) {
@@ -154,6 +165,13 @@ func (a *fakeAgent) login(w http.ResponseWriter, r *http.Request) {
 func writeErr(w http.ResponseWriter, e *ipc.Error) {
 	w.WriteHeader(e.Status)
 	json.NewEncoder(w).Encode(map[string]any{"error": e})
+}
+
+// setStatus changes what GET /v1/status answers; it sends no event, as a failed reload does not.
+func (a *fakeAgent) setStatus(st ipc.Status) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.status = &st
 }
 
 func (a *fakeAgent) record(call string) {

@@ -49,11 +49,13 @@ const (
 )
 
 // BuildMenu is the tray's menu for the agent's profiles at now; agentUp says whether an
-// agent answers at all.
-func BuildMenu(ps []ipc.Profile, now time.Time, agentUp bool) Menu {
+// agent answers at all. st, when given, is the agent's status: a failed reload of the
+// config file (config_error) and a change that waits for a restart (config_warning) each
+// get a line at the top; a failed reload also turns the icon to error.
+func BuildMenu(ps []ipc.Profile, now time.Time, agentUp bool, st ...*ipc.Status) Menu {
 	sep := Item{Separator: true}
 	quit := Item{Title: "Quit", Tooltip: "Close the tray icon; the agent keeps running", Action: ActQuit, Enabled: true}
-	config := Item{Title: "Open configuration", Tooltip: "Edit config.toml; the agent rereads it on SIGHUP", Action: ActOpenConfig, Enabled: true}
+	config := Item{Title: "Open configuration", Tooltip: "Edit config.toml, then run `authagent reload`", Action: ActOpenConfig, Enabled: true}
 	loginAll := Item{Title: "Log in to all that need it", Action: ActLoginAll}
 	if !agentUp {
 		loginAll.Tooltip = "No agent is running"
@@ -70,6 +72,25 @@ func BuildMenu(ps []ipc.Profile, now time.Time, agentUp bool) Menu {
 
 	ps = slices.SortedFunc(slices.Values(ps), func(a, b ipc.Profile) int { return cmp.Compare(a.Name, b.Name) })
 	m := Menu{Status: assets.StatusOK}
+	var configNote string
+	for _, s := range st {
+		if s == nil {
+			continue
+		}
+		if e := s.ConfigError; e != "" {
+			m.Items = append(m.Items, Item{Title: "Config not reloaded: " + clip(firstLine(e), 60),
+				Tooltip: e + "\nThe agent keeps the config it had. Fix the file, then run `authagent reload`.",
+				Action:  ActOpenConfig, Enabled: true})
+			m.Status = worse(m.Status, assets.StatusError)
+			configNote = "; config not reloaded"
+		}
+		if w := s.ConfigWarning; w != "" {
+			m.Items = append(m.Items, Item{Title: "Restart needed: " + clip(firstLine(w), 60), Tooltip: w})
+		}
+	}
+	if len(m.Items) > 0 {
+		m.Items = append(m.Items, sep)
+	}
 	var needLogin []string
 	for _, p := range ps {
 		m.Items = append(m.Items, profileItem(p, now))
@@ -79,7 +100,7 @@ func BuildMenu(ps []ipc.Profile, now time.Time, agentUp bool) Menu {
 		}
 	}
 	if len(ps) == 0 {
-		m.Items = append(m.Items, Item{Title: "No profiles", Tooltip: "Add one with `authagent add`"})
+		m.Items = append(m.Items, Item{Title: "No profiles", Tooltip: "Add one with `authagent add NAME --provider KIND`"})
 	}
 	if len(needLogin) > 0 {
 		loginAll.Enabled = true
@@ -88,8 +109,14 @@ func BuildMenu(ps []ipc.Profile, now time.Time, agentUp bool) Menu {
 		loginAll.Tooltip = "No profile needs a login"
 	}
 	m.Items = append(m.Items, sep, loginAll, config, sep, quit)
-	m.Tooltip = tooltip(ps, now)
+	m.Tooltip = tooltip(ps, now) + configNote
 	return m
+}
+
+// firstLine is s up to its first line break.
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 // profileItem is a profile's entry: its state in the title, what to do in its submenu.

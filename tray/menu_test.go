@@ -28,7 +28,7 @@ func tail(loginAll Item) []Item {
 	return []Item{
 		{Separator: true},
 		loginAll,
-		{Title: "Open configuration", Tooltip: "Edit config.toml; the agent rereads it on SIGHUP", Action: ActOpenConfig, Enabled: true},
+		{Title: "Open configuration", Tooltip: "Edit config.toml, then run `authagent reload`", Action: ActOpenConfig, Enabled: true},
 		{Separator: true},
 		{Title: "Quit", Tooltip: "Close the tray icon; the agent keeps running", Action: ActQuit, Enabled: true},
 	}
@@ -57,7 +57,7 @@ func TestBuildMenuWholeMenus(t *testing.T) {
 			{Title: "Start agent", Tooltip: "Run `authagent start`", Action: ActStartAgent, Enabled: true},
 			{Separator: true},
 			{Title: "Log in to all that need it", Tooltip: "No agent is running", Action: ActLoginAll},
-			{Title: "Open configuration", Tooltip: "Edit config.toml; the agent rereads it on SIGHUP", Action: ActOpenConfig, Enabled: true},
+			{Title: "Open configuration", Tooltip: "Edit config.toml, then run `authagent reload`", Action: ActOpenConfig, Enabled: true},
 			{Separator: true},
 			{Title: "Quit", Tooltip: "Close the tray icon; the agent keeps running", Action: ActQuit, Enabled: true},
 		}},
@@ -65,7 +65,7 @@ func TestBuildMenuWholeMenus(t *testing.T) {
 		name:    "no profiles",
 		agentUp: true,
 		want: Menu{Status: assets.StatusOK, Tooltip: "authagent: no profiles", Items: append([]Item{
-			{Title: "No profiles", Tooltip: "Add one with `authagent add`"},
+			{Title: "No profiles", Tooltip: "Add one with `authagent add NAME --provider KIND`"},
 		}, tail(noneNeedIt)...)},
 	}, {
 		name:    "valid",

@@ -47,7 +47,8 @@ type Tray struct {
 	mu       sync.Mutex
 	up       bool
 	profiles map[string]ipc.Profile
-	show     func(Menu) // called with mu held, so menus arrive in order
+	status   *ipc.Status // the agent's, for its config_error and config_warning; nil when unknown
+	show     func(Menu)  // called with mu held, so menus arrive in order
 }
 
 // New returns a Tray; nothing happens until Run.
@@ -127,12 +128,38 @@ func (t *Tray) follow(ctx context.Context) (connected bool, err error) {
 	clear(t.profiles) // the initial events list every profile there is
 	t.render()
 	t.mu.Unlock()
+	t.refreshStatus(ctx)
 	for {
 		ev, err := w.Next()
 		if err != nil {
 			return true, err
 		}
 		t.apply(ctx, ev)
+		if ev.Type == "added" || ev.Type == "removed" {
+			t.refreshStatus(ctx) // a reload may have ended an error (or a change hit a new one)
+		}
+	}
+}
+
+// refreshStatus asks the agent for its status, for what it says of its config file. A
+// failed reload changes no profile and sends no event: redraw asks too, now and then.
+func (t *Tray) refreshStatus(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := t.o.Client.Status(ctx)
+	if err != nil {
+		t.o.Log.Debug("cannot read the agent's status", "error", err)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.up {
+		return
+	}
+	changed := t.status == nil || t.status.ConfigError != st.ConfigError || t.status.ConfigWarning != st.ConfigWarning
+	t.status = st
+	if changed {
+		t.render()
 	}
 }
 
@@ -157,6 +184,7 @@ func (t *Tray) apply(ctx context.Context, ev ipc.Event) {
 func (t *Tray) agentGone(ctx context.Context) {
 	t.mu.Lock()
 	t.up = false
+	t.status = nil
 	clear(t.profiles)
 	t.render()
 	t.mu.Unlock()
@@ -174,7 +202,11 @@ func (t *Tray) redraw(ctx context.Context) {
 		case <-tick.C:
 			t.mu.Lock()
 			t.render()
+			up := t.up
 			t.mu.Unlock()
+			if up {
+				t.refreshStatus(ctx)
+			}
 		}
 	}
 }
@@ -182,7 +214,7 @@ func (t *Tray) redraw(ctx context.Context) {
 // render shows the menu for the current state; t.mu must be held.
 func (t *Tray) render() {
 	if t.show != nil {
-		t.show(BuildMenu(slices.Collect(maps.Values(t.profiles)), t.o.Now(), t.up))
+		t.show(BuildMenu(slices.Collect(maps.Values(t.profiles)), t.o.Now(), t.up, t.status))
 	}
 }
 

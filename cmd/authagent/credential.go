@@ -3,8 +3,10 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -69,7 +71,8 @@ func newExecCmd(c *cli) *cobra.Command {
 		Short: "Run a command with the profile's token in AUTHAGENT_TOKEN",
 		Long: `Run a command with the profile's current access token in the environment variable
 AUTHAGENT_TOKEN. Only that command (and what it starts) sees the token; authagent replaces
-itself with the command, so its exit status is the command's.`,
+itself with the command, so its exit status is the command's. As in a shell, a command
+that is not found exits 127, and one that cannot be run (not executable) 126.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 || cmd.ArgsLenAtDash() != 1 {
 				return usageError{"usage: authagent exec NAME -- COMMAND [ARG…]"}
@@ -77,19 +80,46 @@ itself with the command, so its exit status is the command's.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The command first: a typo in it should not cost a token fetch.
+			path, err := exec.LookPath(args[1])
+			if err != nil {
+				return cannotRun(args[1], err)
+			}
 			cred, err := c.client.Credential(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			path, err := exec.LookPath(args[1])
-			if err != nil {
-				return err
-			}
 			env := append(withoutVar(os.Environ(), "AUTHAGENT_TOKEN"), "AUTHAGENT_TOKEN="+cred.Token)
-			return syscall.Exec(path, args[1:], env)
+			return cannotRun(args[1], syscall.Exec(path, args[1:], env))
 		},
 	}
 	return cmd
+}
+
+// Exit statuses of a command exec could not run, as a shell has them.
+const (
+	exitNotFound      = 127
+	exitNotExecutable = 126
+)
+
+// cannotRun says why command could not be run and exits as a shell would: 127 when it is
+// not found, 126 when it is there but cannot be run.
+func cannotRun(command string, err error) error {
+	code, why := exitNotExecutable, err.Error()
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		why = ee.Err.Error()
+	}
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		code, why = exitNotFound, "command not found"
+	case errors.Is(err, fs.ErrNotExist):
+		code, why = exitNotFound, "no such file"
+	case errors.Is(err, fs.ErrPermission):
+		why = "not executable (permission denied)"
+	}
+	fmt.Fprintf(os.Stderr, "authagent: exec: %s: %s\n", command, why)
+	return exitStatus{code}
 }
 
 func withoutVar(env []string, name string) []string {
@@ -130,6 +160,7 @@ func newStatusCmd(c *cli) *cobra.Command {
 				fmt.Println("warning:", w)
 			}
 			fmt.Printf("profiles: %d\n", st.Profiles)
+			printConfigProblems(os.Stdout, st)
 			return nil
 		},
 	}
@@ -166,7 +197,7 @@ restart. Its expiry comes from --expires-at (RFC 3339), else from the JWT's exp 
 				}
 				exp = t
 			}
-			tok, err := readSecret(fmt.Sprintf("Token for %s: ", args[0]))
+			tok, err := readSecret(fmt.Sprintf("Token for %s: ", args[0]), "authagent set-token "+args[0])
 			if err != nil {
 				return err
 			}
@@ -243,7 +274,8 @@ func newKeygenCmd() *cobra.Command {
 		Short: "Create a new API key id and secret (for people who run the server side)",
 		Long: `Create an API key id (24 characters from [0-9a-zA-Z]) and a secret (64 characters from
 [0-9a-zA-Z-._~]) with the operating system's random generator. Give the id and secret to the
-server; store the secret in the agent with ` + "`authagent add`" + `, reading it from stdin.`,
+server. Store the secret in the agent from stdin: with ` + "`authagent add NAME --provider apikey --key-id ID …`" + `
+for a new profile, or ` + "`authagent set-secret NAME`" + ` to rotate the key of one you have.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, secret, err := apikey.GenerateKey()

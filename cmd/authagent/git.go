@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/credhelper"
 	"github.com/authagent/authagent/ipc"
 )
@@ -95,30 +96,23 @@ func newGitCmd(c *cli) *cobra.Command {
 	}
 	var hosts []string
 	var remove bool
+	var configPath string
 	setup := &cobra.Command{
 		Use:   "setup [--host H]… [--remove]",
 		Short: "Make authagent the git credential helper for the profiles' hosts (global git config)",
 		Long: `Write credential.https://HOST.helper entries to your global git config so that git asks
 the agent for credentials on those hosts: for each --host, or else for every host of every
 profile. Each entry first resets the helper list for that host, so no other helper (such as
-"store") writes the agent's short-lived tokens to disk. --remove takes the entries out again.`,
+"store") writes the agent's short-lived tokens to disk. --remove takes the entries out again.
+
+The profiles' hosts come from the agent, or, when no agent answers, from the config file.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(hosts) == 0 {
-				ps, err := c.client.Profiles(cmd.Context())
-				if err != nil {
+				var err error
+				if hosts, err = profileHosts(cmd, c.client, configPath); err != nil {
 					return err
 				}
-				seen := map[string]bool{}
-				for _, p := range ps {
-					for _, h := range p.Hosts {
-						if !seen[h] {
-							seen[h] = true
-							hosts = append(hosts, h)
-						}
-					}
-				}
-				sort.Strings(hosts)
 				if len(hosts) == 0 {
 					return errors.New("no profile lists any hosts; give --host or add hosts to a profile")
 				}
@@ -146,8 +140,89 @@ profile. Each entry first resets the helper list for that host, so no other help
 	}
 	setup.Flags().StringArrayVar(&hosts, "host", nil, "host to set up (repeatable; default: every profile's hosts)")
 	setup.Flags().BoolVar(&remove, "remove", false, "remove the entries instead")
+	setup.Flags().StringVar(&configPath, "config", "", "config file to read the hosts from when no agent answers (default $AUTHAGENT_CONFIG, else $XDG_CONFIG_HOME/authagent/config.toml)")
 	git.AddCommand(setup)
 	return git
+}
+
+// profileHosts lists every host of every profile, sorted: from the agent, or from the
+// config file at configPath (default: agent.DefaultConfigPath) when no agent answers.
+func profileHosts(cmd *cobra.Command, client *ipc.Client, configPath string) ([]string, error) {
+	var lists [][]string
+	ps, err := client.Profiles(cmd.Context())
+	switch {
+	case err == nil:
+		for _, p := range ps {
+			lists = append(lists, p.Hosts)
+		}
+	case errors.Is(err, ipc.ErrNoAgent):
+		if configPath == "" {
+			if configPath, err = agent.DefaultConfigPath(); err != nil {
+				return nil, err
+			}
+		}
+		data, rerr := os.ReadFile(configPath)
+		if rerr != nil {
+			return nil, fmt.Errorf("no agent answers, and the config file cannot be read either (%w); give --host, or start an agent with `eval \"$(authagent start)\"`", rerr)
+		}
+		cfg, perr := agent.ParseConfig(configPath, data)
+		if perr != nil {
+			return nil, fmt.Errorf("no agent answers, and the config file does not load: %w", perr)
+		}
+		for _, pc := range cfg.Profiles {
+			lists = append(lists, pc.Hosts)
+		}
+		fmt.Fprintf(os.Stderr, "no agent answers; the hosts come from %s\n", configPath)
+	default:
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var hosts []string
+	for _, l := range lists {
+		for _, h := range l {
+			if !seen[h] {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	sort.Strings(hosts)
+	return hosts, nil
+}
+
+// removeGitHelpers takes the credential helper entries that `authagent git setup` wrote
+// for hosts out of the global git config, and only those: a host whose entries name no
+// authagent helper is left alone. It says on stderr what it did; without git it does
+// nothing.
+func removeGitHelpers(hosts []string) {
+	if _, err := exec.LookPath("git"); err != nil || len(hosts) == 0 {
+		return
+	}
+	for _, h := range hosts {
+		for _, key := range credhelper.GitHelperKeys(h) {
+			out, err := exec.Command("git", "config", "--global", "--get-all", key).Output()
+			if err != nil || !ourGitHelper(string(out)) {
+				continue // no such entry (exit 1), or not ours
+			}
+			if err := gitConfig("--global", "--unset-all", key); err != nil {
+				fmt.Fprintln(os.Stderr, "warning:", err)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "git: %s removed\n", key)
+		}
+	}
+}
+
+// ourGitHelper reports whether the values of a credential.URL.helper key (one a line)
+// hold the helper setGitHelper writes.
+func ourGitHelper(values string) bool {
+	for v := range strings.Lines(values) {
+		v = strings.TrimSpace(v)
+		if strings.HasPrefix(v, "!") && strings.Contains(v, "authagent") && strings.HasSuffix(v, " git-credential") {
+			return true
+		}
+	}
+	return false
 }
 
 // setGitHelper makes the binary at self git's only credential helper for https://host,

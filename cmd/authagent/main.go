@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/authagent/authagent/ipc"
 )
@@ -50,7 +52,7 @@ func run(args []string) int {
 	}
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
@@ -61,7 +63,10 @@ func run(args []string) int {
 	fmt.Fprintln(os.Stderr, "authagent:", err)
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
-		fmt.Fprintln(os.Stderr, "Run 'authagent --help' for usage.")
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return exitUsage
 	}
 	return exitError
@@ -83,6 +88,7 @@ API keys and externally managed JWTs, refreshes access tokens before they expire
 serves current HTTP headers and gRPC metadata to local programs over a Unix socket.
 
 Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          noArgs,
@@ -91,7 +97,8 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 			c.client = &ipc.Client{Socket: c.socket}
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.SetVersionTemplate("authagent {{.Version}}\n") // as `authagent version` prints it
+	root.SetFlagErrorFunc(flagError)
 	root.PersistentFlags().StringVar(&c.socket, "socket", "", "agent socket (default $AUTHAGENT_SOCK, else $XDG_RUNTIME_DIR/authagent/agent.sock)")
 	root.AddCommand(
 		newServeCmd(c),
@@ -105,6 +112,9 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newHeaderCmd(c),
 		newExecCmd(c),
 		newSetTokenCmd(c),
+		newSetSecretCmd(c),
+		newStopCmd(c),
+		newReloadCmd(c),
 		newSignCmd(c),
 		newGitCredentialCmd(c),
 		newGitCmd(c),
@@ -131,7 +141,17 @@ var extraCommands []func() *cobra.Command
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		if cmd.HasSubCommands() {
-			return usageError{fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			if s := suggest(args[0], names); s != "" {
+				msg += "; did you mean " + s + "?"
+			}
+			return usageError{msg}
 		}
 		return usageError{fmt.Sprintf("%s takes no arguments", cmd.CommandPath())}
 	}
@@ -145,4 +165,122 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// flagError turns a flag parsing error into a usage error that helps: the closest flag
+// the command has for an unknown one, and where the arguments of the program that curl
+// and exec run belong.
+func flagError(cmd *cobra.Command, err error) error {
+	// "authagent lsit --json": the command is the mistake, not the flag it has.
+	if pos := cmd.Flags().Args(); cmd.HasSubCommands() && len(pos) > 0 {
+		return noArgs(cmd, pos)
+	}
+	msg := err.Error()
+	name, unknown := unknownFlag(msg)
+	if !unknown {
+		return usageError{msg}
+	}
+	switch cmd.Name() {
+	case "curl":
+		return usageError{fmt.Sprintf("%s: curl's own arguments go after --, as in `authagent curl [NAME] -- %s URL`", msg, name)}
+	case "exec":
+		return usageError{fmt.Sprintf("%s: the command and its arguments go after --, as in `authagent exec NAME -- COMMAND %s …`", msg, name)}
+	}
+	var names []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, "--"+f.Name)
+		}
+	})
+	if s := suggest(name, names); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	return usageError{msg}
+}
+
+// unknownFlag reads the flag out of pflag's "unknown flag: --x" and "unknown shorthand
+// flag: 'x' in -x" errors.
+func unknownFlag(msg string) (flag string, ok bool) {
+	if f, ok := strings.CutPrefix(msg, "unknown flag: "); ok {
+		return f, true
+	}
+	if rest, ok := strings.CutPrefix(msg, "unknown shorthand flag: "); ok {
+		if _, arg, ok := strings.Cut(rest, " in "); ok {
+			return arg, true
+		}
+	}
+	return "", false
+}
+
+// suggest returns the choice closest to got: at most two edits away (ignoring case), or
+// else one that starts with got, or holds it; "" when none is close.
+func suggest(got string, choices []string) string {
+	best, bestDist := "", 3
+	for _, c := range choices {
+		d := editDistance(strings.ToLower(got), strings.ToLower(c))
+		if d < bestDist || (d == bestDist && best == "") {
+			best, bestDist = c, d
+		}
+	}
+	if best != "" && bestDist <= 2 {
+		return best
+	}
+	for _, c := range choices {
+		if len(got) >= 2 && strings.HasPrefix(c, got) {
+			return c
+		}
+	}
+	for _, c := range choices {
+		if len(got) >= 3 && strings.Contains(c, got) {
+			return c
+		}
+	}
+	return ""
+}
+
+// oneOf checks that value (of flag) is one of choices; otherwise a usage error names the
+// closest choice and lists them all.
+func oneOf(flag, value string, choices []string) error {
+	if slices.Contains(choices, value) {
+		return nil
+	}
+	msg := fmt.Sprintf("%s %q is not one of %s", flag, value, orList(choices))
+	if s := suggest(value, choices); s != "" {
+		msg = fmt.Sprintf("%s %q: did you mean %s? (want %s)", flag, value, s, orList(choices))
+	}
+	return usageError{msg}
+}
+
+// orList writes "a", "a or b", "a, b or c".
+func orList(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// editDistance is the edit distance between a and b where swapping two neighbours
+// counts as one edit, as typing "lsit" for "list" is one slip (optimal string alignment).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,9 @@ import (
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/ipc"
 	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/apikey"
+	"github.com/authagent/authagent/providers/devicecode"
+	"github.com/authagent/authagent/providers/externaljwt"
 )
 
 func newAddCmd(c *cli) *cobra.Command {
@@ -34,12 +36,24 @@ stdin is a terminal; it is never taken from the command line.
         --header 'X-API-Key-ID={key_id}' --header 'X-API-Key={secret}' --host api.example.com
 
 apikey profiles read a secret unless --no-secret (keep the stored one) is given; other
-kinds read one (e.g. an OAuth client secret) only with --secret.`,
+kinds read one (e.g. an OAuth client secret) only with --secret. To store or replace the
+secret of a profile and change nothing else, use ` + "`authagent set-secret NAME`" + `.
+
+Without --host the token goes to no URL (curl, git and Go's ipc.Transport pick a profile by
+its hosts); token, header and exec still work by name.`,
 		Args: exactArgs(1, "NAME --provider KIND [flags]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if spec.Provider == "" {
-				return usageError{"--provider is required (apikey, devicecode or externaljwt)"}
+				return usageError{"--provider is required (" + orList(providerNames) + ")"}
+			}
+			if err := oneOf("--provider", spec.Provider, providerNames); err != nil {
+				return err
+			}
+			if spec.Provider == apikey.Name && spec.Mode != "" {
+				if err := oneOf("--mode", spec.Mode, apikeyModes); err != nil {
+					return err
+				}
 			}
 			var err error
 			if spec.Headers, err = keyValues("--header", headers); err != nil {
@@ -50,7 +64,7 @@ kinds read one (e.g. an OAuth client secret) only with --secret.`,
 			}
 			body := ipc.ProfileSpec{ProfileConfig: spec}
 			if withSecret || (spec.Provider == "apikey" && !noSecret) {
-				s, err := readSecret(fmt.Sprintf("Secret for %s: ", name))
+				s, err := readSecret(fmt.Sprintf("Secret for %s: ", name), "authagent add "+name+" …")
 				if err != nil {
 					return err
 				}
@@ -60,11 +74,16 @@ kinds read one (e.g. an OAuth client secret) only with --secret.`,
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "profile %s saved\n", name)
+			if len(spec.Hosts) == 0 {
+				fmt.Fprintf(os.Stderr, "warning: profile %s has no hosts, so its token goes to no URL: authagent curl, git and "+
+					"Go's ipc.Transport pick a profile by its hosts, and only token, header and exec (`authagent token %s`) use it by name. "+
+					"To send it to a host, run this add again with --host HOST added.\n", name, name)
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&spec.Provider, "provider", "", "credential kind: apikey, devicecode or externaljwt")
+	f.StringVar(&spec.Provider, "provider", "", "credential kind: "+orList(providerNames))
 	f.StringSliceVar(&spec.Hosts, "host", nil, "host the token may be sent to (repeatable; *.example.com for subdomains)")
 	f.StringVar(&spec.Username, "username", "", "user name for git (default oauth2)")
 	f.StringVar(&spec.Mode, "mode", "", "apikey mode: headers (default), client_credentials or sigv4")
@@ -92,6 +111,48 @@ kinds read one (e.g. an OAuth client secret) only with --secret.`,
 	return cmd
 }
 
+// providerNames are the credential kinds of --provider; apikeyModes the modes of apikey
+// (apikey.New refuses others; a test keeps the list true).
+var (
+	providerNames = []string{apikey.Name, devicecode.Name, externaljwt.Name}
+	apikeyModes   = []string{"headers", "client_credentials", "sigv4"}
+)
+
+func newSetSecretCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-secret NAME",
+		Short: "Store or replace a profile's secret, and change nothing else of it",
+		Long: `Store or replace the secret of a profile that is defined already: an API secret, an
+OAuth client secret. Hosts, key_id, headers and every other key stay as they are, and the
+config file is not touched; the agent uses the new secret from the next request on.
+
+The secret is read from stdin, or with a no-echo prompt when stdin is a terminal; it is
+never taken from the command line. It may be at most 64 KiB.
+
+    printf %s "$KEY" | authagent set-secret hub
+
+Use it to rotate a key, or to store a secret again after a restart of an agent that keeps
+secrets in memory. (` + "`authagent add`" + ` defines the whole profile anew.)`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			// Before the prompt: a typo in NAME should not cost typing the secret.
+			if _, err := c.client.Profile(cmd.Context(), name); err != nil {
+				return err
+			}
+			s, err := readSecret(fmt.Sprintf("Secret for %s: ", name), "authagent set-secret "+name)
+			if err != nil {
+				return err
+			}
+			if err := c.client.SetSecret(cmd.Context(), name, s); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "secret of %s stored\n", name)
+			return nil
+		},
+	}
+}
+
 // durationFlag lets a providers.Duration be a flag.
 type durationFlag providers.Duration
 
@@ -117,7 +178,8 @@ func keyValues(flag string, items []string) (map[string]string, error) {
 }
 
 // readSecret reads a secret with a no-echo prompt from a terminal, or else all of stdin.
-func readSecret(prompt string) (string, error) {
+// command is how the user ran it, for the message when nothing came.
+func readSecret(prompt, command string) (string, error) {
 	fd := int(os.Stdin.Fd())
 	var b []byte
 	var err error
@@ -142,7 +204,7 @@ func readSecret(prompt string) (string, error) {
 		return "", err
 	}
 	if s == "" {
-		return "", errors.New("no secret given: pipe it on stdin (printf %s \"$KEY\" | authagent add …) or type it at the prompt")
+		return "", fmt.Errorf("no secret given: pipe it on stdin (printf %%s \"$KEY\" | %s) or type it at the prompt", command)
 	}
 	return s, nil
 }
@@ -151,15 +213,47 @@ func newRemoveCmd(c *cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove a profile from the config and its secrets from the secret store",
-		Args:  exactArgs(1, "NAME"),
+		Long: `Remove a profile from the config file and its secrets from the secret store. The git
+credential helper entries that ` + "`authagent git setup`" + ` wrote for its hosts go too, unless
+another profile still lists the host.`,
+		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.client.DeleteProfile(cmd.Context(), args[0]); err != nil {
+			ctx := cmd.Context()
+			name := args[0]
+			ps, err := c.client.Profiles(ctx)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "profile %s removed\n", args[0])
+			if err := c.client.DeleteProfile(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "profile %s removed\n", name)
+			removeGitHelpers(orphanHosts(ps, name))
 			return nil
 		},
 	}
+}
+
+// orphanHosts are the hosts of profile name that no other profile in ps lists.
+func orphanHosts(ps []ipc.Profile, name string) []string {
+	others := map[string]bool{}
+	var mine []string
+	for _, p := range ps {
+		if p.Name == name {
+			mine = p.Hosts
+			continue
+		}
+		for _, h := range p.Hosts {
+			others[h] = true
+		}
+	}
+	var out []string
+	for _, h := range mine {
+		if !others[h] {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func newListCmd(c *cli) *cobra.Command {
@@ -180,13 +274,16 @@ func newListCmd(c *cli) *cobra.Command {
 			}
 			if asJSON {
 				return writeJSON(struct {
-					Profiles    []ipc.Profile   `json:"profiles"`
-					SecretStore ipc.SecretStore `json:"secret_store"`
-				}{ps, st.SecretStore})
+					Profiles      []ipc.Profile   `json:"profiles"`
+					SecretStore   ipc.SecretStore `json:"secret_store"`
+					ConfigError   string          `json:"config_error,omitempty"`
+					ConfigWarning string          `json:"config_warning,omitempty"`
+				}{ps, st.SecretStore, st.ConfigError, st.ConfigWarning})
 			}
 			if w := st.SecretStore.Warning; w != "" {
 				fmt.Fprintln(os.Stderr, "warning:", w)
 			}
+			printConfigProblems(os.Stderr, st)
 			if len(ps) == 0 {
 				fmt.Fprintln(os.Stderr, "no profiles; define one with `authagent add NAME --provider …`")
 				return nil

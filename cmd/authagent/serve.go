@@ -38,7 +38,8 @@ func newServeCmd(c *cli) *cobra.Command {
 		Short: "Run the agent in the foreground",
 		Long: `Run the agent in the foreground, logging to stderr. It listens on the socket
 ($AUTHAGENT_SOCK, else $XDG_RUNTIME_DIR/authagent/agent.sock, else /tmp/authagent-$UID/),
-reloads its config on SIGHUP and stops on SIGINT or SIGTERM.`,
+reloads its config on SIGHUP or ` + "`authagent reload`" + ` and stops on SIGINT, SIGTERM or
+` + "`authagent stop`" + `.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var level slog.Level
@@ -77,6 +78,9 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// POST /v1/stop ends the agent as SIGTERM does.
+	ctx, stopRequested := context.WithCancel(ctx)
+	defer stopRequested()
 	store, err := agent.OpenSecretStore(ctx, cfg.SecretStore, log)
 	if err != nil {
 		return err
@@ -124,7 +128,7 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 	info := store.Info()
 	log.Info("agent listening", "socket", socket, "config", configPath, "secret_store", info.Kind, "persistent", info.Persistent, "pid", os.Getpid(), "version", version)
 	stopNotify := notifySystemd(ctx, log, fmt.Sprintf("serving %d profiles; secrets in %s", len(a.Profiles()), info.Kind))
-	err = (&ipc.Server{Agent: a, Log: log}).Serve(ctx, ln)
+	err = (&ipc.Server{Agent: a, Log: log, Stop: stopRequested}).Serve(ctx, ln)
 	stopNotify()
 	log.Info("agent stopped")
 	return err

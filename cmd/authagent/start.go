@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +80,7 @@ func spawnAgent(ctx context.Context, client *ipc.Client, sock, configPath string
 		return nil, fmt.Errorf("open agent log: %w", err)
 	}
 	defer logf.Close()
+	logStart, _ := logf.Seek(0, io.SeekEnd) // what the new agent logs starts here
 	args := []string{"serve", "--socket", sock}
 	if configPath != "" {
 		args = append(args, "--config", configPath)
@@ -103,11 +105,19 @@ func spawnAgent(ctx context.Context, client *ipc.Client, sock, configPath string
 		}
 		select {
 		case err := <-exited:
+			if said := logSince(logPath, logStart, 20); said != "" {
+				return nil, fmt.Errorf("the agent exited at start (%v); it said:\n%s\n(from %s)", err, indent(said), logPath)
+			}
 			return nil, fmt.Errorf("the agent exited at start (%v); see %s", err, logPath)
 		case <-deadline:
+			stopped := stopAgent(cmd.Process.Pid, exited)
+			said := ""
+			if s := logSince(logPath, logStart, 20); s != "" {
+				said = "; its last log lines:\n" + indent(s)
+			}
 			return nil, fmt.Errorf("the agent (pid %d) did not answer on %s within %s; %s; "+
-				"see %s for why, or run `authagent serve` to watch it start in the foreground",
-				cmd.Process.Pid, sock, startTimeout, stopAgent(cmd.Process.Pid, exited), logPath)
+				"see %s for why, or run `authagent serve` to watch it start in the foreground%s",
+				cmd.Process.Pid, sock, startTimeout, stopped, logPath, said)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("start interrupted (%w); %s", ctx.Err(), stopAgent(cmd.Process.Pid, exited))
 		case <-time.After(20 * time.Millisecond):
@@ -138,6 +148,27 @@ func stopAgent(pid int, exited <-chan error) string {
 		// Only a process stuck in the kernel (a hung network file system) outlives SIGKILL.
 		return fmt.Sprintf("it could not be stopped: kill process group %d yourself once it can be", pid)
 	}
+}
+
+// logSince returns the last n lines the log at path got from offset on, or "".
+func logSince(path string, offset int64, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
 func agentLogPath() (string, error) {

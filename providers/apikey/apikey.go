@@ -151,7 +151,7 @@ func (p *Provider) tokenType() string {
 func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	secret, err := p.secrets.Get(ctx, providers.SecretKey)
 	if errors.Is(err, providers.ErrSecretNotFound) {
-		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no API secret stored; store it with `authagent add %s --provider apikey` (reads it from stdin)", p.profile))
+		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no API secret stored; store it with `authagent set-secret %s` (reads it from stdin)", p.profile))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read API secret: %w", err)

@@ -81,7 +81,7 @@ func TestNoSecretNeedsLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = p.Fetch(context.Background())
-	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "authagent add hub") {
+	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "authagent set-secret hub") {
 		t.Errorf("got %v, want ErrNeedsLogin that says how to store a secret", err)
 	}
 }

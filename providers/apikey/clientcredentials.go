@@ -73,11 +73,11 @@ func newClientCredentials(cfg *providers.ProfileConfig, env providers.Env) (*Cli
 }
 
 // Fetch reads the client secret and asks the token endpoint for a new access token. The
-// secret is read on every fetch, so a secret replaced with `authagent add` is used at once.
+// secret is read on every fetch, so a secret replaced with `authagent set-secret` is used at once.
 func (p *ClientCredentials) Fetch(ctx context.Context) (*providers.Credential, error) {
 	secret, err := p.secrets.Get(ctx, providers.SecretKey)
 	if errors.Is(err, providers.ErrSecretNotFound) {
-		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no client secret stored; store it with `authagent add %s --provider apikey --mode client_credentials …` (reads it from stdin)", p.profile))
+		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no client secret stored; store it with `authagent set-secret %s` (reads it from stdin)", p.profile))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read client secret: %w", err)
@@ -139,7 +139,7 @@ func (p *ClientCredentials) explainCode(doing string, re *oauth2.RetrieveError, 
 	if desc != "" {
 		desc = ": " + desc
 	}
-	store := fmt.Sprintf("store the right secret with `authagent add %s --provider apikey --mode client_credentials …`", p.profile)
+	store := fmt.Sprintf("store the right secret with `authagent set-secret %s`", p.profile)
 	switch code := re.ErrorCode; {
 	case providers.DeadGrant(code):
 		return fmt.Errorf("the token endpoint refused the grant of client %q (%s%s); %s", p.clientID, code, desc, store)

@@ -154,7 +154,7 @@ func TestClientCredentialsErrors(t *testing.T) {
 		needsLogin bool
 		want       string // in the message
 	}{
-		{"invalid_client", jsonAnswer(401, map[string]string{"error": "invalid_client", "error_description": "bad secret " + ccSecret}), true, "authagent add svc"},
+		{"invalid_client", jsonAnswer(401, map[string]string{"error": "invalid_client", "error_description": "bad secret " + ccSecret}), true, "authagent set-secret svc"},
 		{"unauthorized_client", jsonAnswer(400, map[string]string{"error": "unauthorized_client"}), true, "may not use the client credentials grant"},
 		{"invalid_scope", jsonAnswer(400, map[string]string{"error": "invalid_scope"}), true, "fix scopes"},
 		{"unsupported_grant_type", jsonAnswer(400, map[string]string{"error": "unsupported_grant_type"}), true, "check token_url"},
@@ -211,7 +211,7 @@ func TestClientCredentialsErrors(t *testing.T) {
 		srv, calls := tokenEndpoint(t, jsonAnswer(200, map[string]any{"access_token": "AT"}))
 		p := newCC(t, providers.ProfileConfig{TokenURL: srv.URL}, providers.Env{HTTPClient: srv.Client(), Secrets: secrets{}})
 		_, err := p.Fetch(context.Background())
-		if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "authagent add svc --provider apikey --mode client_credentials") {
+		if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "authagent set-secret svc") {
 			t.Errorf("got %v, want ErrNeedsLogin that says how to store the secret", err)
 		}
 		if calls.Load() != 0 {

@@ -102,7 +102,7 @@ func (p *SigV4) Fetch(ctx context.Context) (*providers.Credential, error) {
 func (p *SigV4) secret(ctx context.Context) (string, error) {
 	secret, err := p.secrets.Get(ctx, providers.SecretKey)
 	if errors.Is(err, providers.ErrSecretNotFound) {
-		return "", providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no secret key stored; store it with `authagent add %s --provider apikey --mode sigv4 …` (reads it from stdin)", p.profile))
+		return "", providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("no secret key stored; store it with `authagent set-secret %s` (reads it from stdin)", p.profile))
 	}
 	if err != nil {
 		return "", fmt.Errorf("read secret key: %w", err)

@@ -313,7 +313,7 @@ func TestSigV4NoSecret(t *testing.T) {
 	}
 	ctx := context.Background()
 	_, err = p.Fetch(ctx)
-	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "authagent add dci") {
+	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "authagent set-secret dci") {
 		t.Errorf("Fetch: got %v, want ErrNeedsLogin that says how to store the secret", err)
 	}
 	_, err = p.(providers.Signer).Sign(ctx, providers.SignRequest{Method: "GET", URL: "https://example.com/"})

@@ -427,7 +427,7 @@ func (p *Provider) explainCode(doing string, re *oauth2.RetrieveError) error {
 	case code == "expired_token":
 		return fmt.Errorf("the code expired before the login was completed; run `authagent login %s` again", p.name)
 	case code == "invalid_client", code == "unauthorized_client":
-		return fmt.Errorf("the identity provider refused client %q (%s%s); check client_id and the client secret", p.cfg.ClientID, code, desc)
+		return fmt.Errorf("the identity provider refused client %q (%s%s); check client_id, and the client secret (store it with `authagent set-secret %s`)", p.cfg.ClientID, code, desc, p.name)
 	case code == "invalid_scope":
 		return fmt.Errorf("the identity provider refused the scopes %q (invalid_scope%s); fix scopes in the profile", p.cfg.Scopes, desc)
 	case code == "unsupported_grant_type":
