@@ -3,6 +3,8 @@ package tests
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +43,12 @@ func TestCurlWrapperKeepsTokenOnProfileHosts(t *testing.T) {
 		{"the same, profile by name", []string{"curl", "hub", "--", "-s", own.URL + "/a", otherURL}, 1},
 		{"a referer that names the profile's host", []string{"curl", "--", "-s", "-e", own.URL + "/", otherURL}, 1},
 		{"following redirects", []string{"curl", "--", "-sL", own.URL + "/redir"}, 2},
+		// URLs written as curl also reads them: no scheme, a scheme in capitals, a config
+		// file with more URLs, a second set of requests.
+		{"a URL without a scheme", []string{"curl", "hub", "--", "-s", own.URL + "/a", strings.TrimPrefix(otherURL, "http://")}, 1},
+		{"a scheme in capitals", []string{"curl", "hub", "--", "-s", own.URL + "/a", strings.Replace(otherURL, "http://", "HTTP://", 1)}, 1},
+		{"a config file", []string{"curl", "hub", "--", "-s", "-K", writeCurlConfig(t, e, otherURL), own.URL + "/a"}, 2},
+		{"a second set of requests", []string{"curl", "hub", "--", "-s", own.URL + "/a", "--next", otherURL}, 2},
 	} {
 		r := run(t, e, "", tc.args...)
 		if r.code != tc.code || r.stderr == "" {
@@ -56,4 +64,14 @@ func TestCurlWrapperKeepsTokenOnProfileHosts(t *testing.T) {
 	if leaked {
 		t.Error("the other host received the profile's secret")
 	}
+}
+
+// writeCurlConfig writes a curl config file that asks for url.
+func writeCurlConfig(t *testing.T, e *env, url string) string {
+	t.Helper()
+	path := filepath.Join(e.dir, "curl.cfg")
+	if err := os.WriteFile(path, []byte("url = \""+url+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
