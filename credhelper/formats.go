@@ -132,6 +132,19 @@ type BazelRequest struct {
 	URI string `json:"uri"`
 }
 
+// ReadBazelRequest reads the request Bazel writes on a helper's stdin (at most 1 MiB): one
+// JSON object whose uri is an absolute URL. Unknown keys are ignored, as the spec asks.
+func ReadBazelRequest(r io.Reader) (BazelRequest, error) {
+	var req BazelRequest
+	if err := json.NewDecoder(io.LimitReader(r, 1<<20)).Decode(&req); err != nil {
+		return BazelRequest{}, fmt.Errorf("read request: want {\"uri\": \"https://…\"}: %w", err)
+	}
+	if u, err := url.Parse(req.URI); err != nil || u.Scheme == "" || u.Host == "" {
+		return BazelRequest{}, fmt.Errorf("read request: uri %.80q is not an absolute URL", req.URI)
+	}
+	return req, nil
+}
+
 // BazelResponse is the Bazel credential helper spec's answer: headers with one or more
 // values each, and when they stop being valid.
 type BazelResponse struct {

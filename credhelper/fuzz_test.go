@@ -91,3 +91,22 @@ func FuzzHeaderFormats(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBazelRequest: whatever Bazel (or anyone) writes, reading it never panics, and a
+// request it accepts has an absolute URI.
+func FuzzBazelRequest(f *testing.F) {
+	f.Add(`{"uri":"https://remote.example.com/build.bazel.remote.execution.v2.Execution/Execute"}`)
+	f.Add(`{"uri":"grpcs://cache.example.com"}`)
+	f.Add(`{"uri":"relative/path"}`)
+	f.Add(`{"uri":1}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, in string) {
+		req, err := ReadBazelRequest(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		if req.URI == "" || !strings.Contains(req.URI, ":") {
+			t.Fatalf("accepted %q with uri %q", in, req.URI)
+		}
+	})
+}

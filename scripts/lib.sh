@@ -32,7 +32,7 @@ find_go() {
 }
 
 # use_go puts the Go that find_go finds first on PATH and lets it fetch the release
-# go.mod names (Debian's Go packages default to GOTOOLCHAIN=local).
+# go.mod names (GOTOOLCHAIN=auto, in case the environment or a go.env says local).
 use_go() {
   local g
   g=$(find_go) || { echo "no Go >= 1.21 found; run scripts/deps.sh" >&2; return 1; }

@@ -88,8 +88,15 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 		headers = defaultHeaders
 	}
 	// In name order, so the same config always gets the same error.
+	seen := make(map[string]string, len(headers)) // lowercased name → name
 	for _, name := range slices.Sorted(maps.Keys(headers)) {
 		key := providers.SubKey("headers", name)
+		// HTTP header names are case-insensitive: two that differ in case only are one
+		// header, with two values, and the metadata built from them would pick one at random.
+		if other, ok := seen[strings.ToLower(name)]; ok {
+			return nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("is the same header as %q (names do not differ by case); keep one", other)}
+		}
+		seen[strings.ToLower(name)] = name
 		if !headerNameRE().MatchString(name) {
 			return nil, &providers.ConfigError{Key: key, Message: "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"}
 		}
@@ -111,6 +118,9 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 	for _, name := range slices.Sorted(maps.Keys(metadata)) {
 		key, tmpl := providers.SubKey("metadata", name), metadata[name]
 		lk := strings.ToLower(name)
+		if _, dup := md[lk]; dup {
+			return nil, &providers.ConfigError{Key: key, Message: "is the same metadata key as another that differs only by case; keep one"}
+		}
 		if !metadataKeyRE().MatchString(lk) || strings.HasSuffix(lk, "-bin") || strings.HasPrefix(lk, "grpc-") {
 			return nil, &providers.ConfigError{Key: key, Message: "is not a usable gRPC metadata key (lowercase letters, digits, '-', '_', '.'; not grpc-* or *-bin)"}
 		}
@@ -148,6 +158,9 @@ func (p *Provider) tokenType() string {
 
 // Fetch reads the secret from the store and fills in the templates. The credential never
 // expires; the agent fetches again only after a server rejected it.
+// Local reports true: building the headers reads the secret store only.
+func (p *Provider) Local() bool { return true }
+
 func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	secret, err := p.secrets.Get(ctx, providers.SecretKey)
 	if errors.Is(err, providers.ErrSecretNotFound) {

@@ -237,3 +237,21 @@ func TestUnsendableValuesRefused(t *testing.T) {
 		t.Errorf("a tab in a header value: %v", err)
 	}
 }
+
+// Header names that differ only by case are one header: refused, so the metadata built
+// from them cannot pick one at random.
+func TestCaseVariantHeadersRefused(t *testing.T) {
+	for _, tc := range []struct {
+		headers, metadata map[string]string
+		want              string
+	}{
+		{headers: map[string]string{"X-Key": "{secret}", "x-key": "public-{key_id}"}, want: "x-key"},
+		{headers: map[string]string{"X-A": "{secret}"}, metadata: map[string]string{"auth": "{secret}", "Auth": "x"}, want: "metadata"},
+	} {
+		_, err := New(&providers.ProfileConfig{Provider: Name, KeyID: "k", Headers: tc.headers, Metadata: tc.metadata}, providers.Env{Name: "p"})
+		var ce *providers.ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(ce.Key, tc.want) || !strings.Contains(ce.Message, "case") {
+			t.Errorf("%v / %v: got %v, want a ConfigError naming %s", tc.headers, tc.metadata, err, tc.want)
+		}
+	}
+}

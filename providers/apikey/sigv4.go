@@ -92,6 +92,9 @@ func newSigV4(cfg *providers.ProfileConfig, env providers.Env) (*SigV4, error) {
 
 // Fetch checks that the secret is stored. A signing profile has no token to hand out, so the
 // credential is empty and never expires; it only tells the agent that the profile is usable.
+// Local reports true: signing happens in the agent.
+func (p *SigV4) Local() bool { return true }
+
 func (p *SigV4) Fetch(ctx context.Context) (*providers.Credential, error) {
 	if _, err := p.secret(ctx); err != nil {
 		return nil, err

@@ -130,6 +130,9 @@ func build(stop context.Context, cfg *providers.ProfileConfig, env providers.Env
 		p.src = sourceCommand
 		p.argv = append([]string(nil), cfg.Command...)
 	case cfg.File != "":
+		if strings.ContainsRune(cfg.File, 0) {
+			return nil, &providers.ConfigError{Key: "file", Message: "contains a NUL byte, which no file name can hold; remove it"}
+		}
 		if !filepath.IsAbs(cfg.File) {
 			return nil, &providers.ConfigError{Key: "file", Message: fmt.Sprintf("%q is not an absolute path (~ is not expanded)", cfg.File)}
 		}
@@ -192,6 +195,10 @@ func (p *Provider) setCommandOptions(cfg *providers.ProfileConfig) error {
 
 // Fetch runs the command, reads the file, or returns the pushed token. It returns an error
 // wrapping providers.ErrNeedsLogin only in push mode, when no usable token was pushed.
+// Local reports whether a fetch stays on this machine without running a command: a token
+// file or a pushed token, unless jwks_url makes checking it fetch keys.
+func (p *Provider) Local() bool { return p.src != sourceCommand && p.keys == nil }
+
 func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	switch p.src {
 	case sourceCommand:

@@ -141,6 +141,7 @@ func TestNewConfig(t *testing.T) {
 		{"username with a line break", providers.ProfileConfig{Username: "ci\npassword=x"}, "username"},
 		{"command word with a NUL", providers.ProfileConfig{Command: []string{"vault", "read\x00x"}}, "command"},
 		{"dir with a NUL", providers.ProfileConfig{Command: []string{"vault"}, Dir: "/tmp\x00x"}, "dir"},
+		{"file with a NUL", providers.ProfileConfig{File: "/tmp/tok\x00en"}, "file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
