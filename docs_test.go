@@ -238,9 +238,11 @@ var kindFactories = map[string]struct {
 	name    string
 	factory providers.Factory
 }{
-	"apikey":      {apikey.Name, apikey.New},
-	"devicecode":  {devicecode.Name, devicecode.New},
-	"externaljwt": {externaljwt.Name, externaljwt.New},
+	"apikey":     {apikey.Name, apikey.New},
+	"devicecode": {devicecode.Name, devicecode.New},
+	// The same package under its second kind name (serve.go: devicecode.OIDCName).
+	"devicecode.OIDCName": {devicecode.OIDCName, devicecode.New},
+	"externaljwt":         {externaljwt.Name, externaljwt.New},
 }
 
 func factoryFor(kind string) providers.Factory {
@@ -358,6 +360,8 @@ func dummies(rt reflect.Type) []reflect.Value {
 		out = []any{"https://example.org/x", "/tmp/x", "x"}
 	case rt.Kind() == reflect.Slice && rt.Elem().Kind() == reflect.String:
 		out = []any{[]string{"x"}}
+	case rt.Kind() == reflect.Slice && rt.Elem().Kind() == reflect.Int:
+		out = []any{[]int{8000}}
 	case rt.Kind() == reflect.Map && rt.Elem().Kind() == reflect.String:
 		out = []any{map[string]string{"X-Dummy": "x"}}
 	}

@@ -14,14 +14,23 @@ import (
 const loginTimeout = 15 * time.Minute
 
 // Login starts an interactive login for a profile and returns the challenge the user must
-// complete as soon as the IdP issued it. The login goes on in the agent; its progress is
-// published as events and shown in ProfileInfo.Login.
-func (a *Agent) Login(ctx context.Context, name string) (*providers.Challenge, error) {
+// complete as soon as the IdP issued it: a device login's code, or the page a browser
+// login opens. The login goes on in the agent; its progress is published as events and
+// shown in ProfileInfo.Login. opts (at most one) is the caller's choice of flow and whether
+// it can open a browser; without it, the profile's login key decides as for a caller
+// without a display. Errors wrap ErrBadRequest for a profile without a login or a flow it
+// cannot run, ErrLoginPending while another login waits, ErrProvider when the identity
+// provider refused to start one.
+func (a *Agent) Login(ctx context.Context, name string, opts ...providers.LoginOptions) (*providers.Challenge, error) {
 	p, err := a.lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	return p.startLogin(ctx)
+	var o providers.LoginOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	return p.startLogin(ctx, o)
 }
 
 // CancelLogin stops a login in progress.
@@ -92,19 +101,32 @@ func (a *Agent) Logout(ctx context.Context, name string) error {
 	return nil
 }
 
-func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) {
+func (p *profile) startLogin(ctx context.Context, opts providers.LoginOptions) (*providers.Challenge, error) {
 	l, ok := p.prov.(providers.Loginer)
 	if !ok {
 		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) has no interactive login", p.name, p.cfg.Provider))
 	}
+	login := func(ctx context.Context, show func(providers.Challenge)) (*providers.Credential, error) {
+		return l.Login(ctx, show)
+	}
+	if fl, ok := l.(providers.FlowLoginer); ok {
+		login = func(ctx context.Context, show func(providers.Challenge)) (*providers.Credential, error) {
+			return fl.LoginWith(ctx, opts, show)
+		}
+	} else if opts.Flow != "" && opts.Flow != providers.FlowDevice {
+		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) logs in with the device flow only", p.name, p.cfg.Provider))
+	}
 	p.mu.Lock()
 	if p.loginCancel != nil {
-		var code string
-		if p.login != nil {
-			code = fmt.Sprintf(" (code %s at %s)", p.login.UserCode, p.login.VerificationURI)
+		var where string
+		switch {
+		case p.login != nil && p.login.Flow == providers.FlowBrowser:
+			where = " in the browser"
+		case p.login != nil:
+			where = fmt.Sprintf(" (code %s at %s)", p.login.UserCode, p.login.VerificationURI)
 		}
 		p.mu.Unlock()
-		return nil, providers.Mark(ErrLoginPending, fmt.Errorf("profile %s: a login is already waiting for the user%s", p.name, code))
+		return nil, providers.Mark(ErrLoginPending, fmt.Errorf("profile %s: a login is already waiting for the user%s", p.name, where))
 	}
 	lctx, cancel := context.WithTimeout(p.a.ctx, loginTimeout)
 	lctx, meta := providers.WithResponseMeta(lctx)
@@ -132,9 +154,12 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 		}
 		gl := p.a.grantLock(p.name)
 		gl.Lock()
-		cred, err := l.Login(lctx, func(c providers.Challenge) {
+		cred, err := login(lctx, func(c providers.Challenge) {
 			if c.ExpiresAt.IsZero() || c.ExpiresAt.After(deadline) {
 				c.ExpiresAt = deadline // the agent gives up on the login then
+			}
+			if c.Flow == "" {
+				c.Flow = providers.FlowDevice
 			}
 			p.mu.Lock()
 			p.login = &c
@@ -150,6 +175,9 @@ func (p *profile) startLogin(ctx context.Context) (*providers.Challenge, error) 
 	case c := <-shown:
 		return &c, nil
 	case err := <-ended:
+		if errors.Is(err, providers.ErrInvalidRequest) {
+			return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: %w", p.name, err))
+		}
 		return nil, providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", p.name, err))
 	case <-ctx.Done():
 		cancel()
@@ -221,9 +249,11 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the token contains a line break or another control character", name))
 	}
 	// Checking a pushed token may fetch the issuer's keys (jwks_url): a push loop must not
-	// turn into a storm on that endpoint.
-	if err := a.awaitCall(ctx, name, p.stopping); err != nil {
-		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s: %w", name, err))
+	// turn into a storm on that endpoint. Without jwks_url a push stays local.
+	if l, ok := p.prov.(providers.Local); !ok || !l.Local() {
+		if err := a.awaitCall(ctx, name, p.stopping); err != nil {
+			return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s: %w", name, err))
+		}
 	}
 	// From here the push stores the token: it finishes whether or not the caller waits.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)

@@ -35,8 +35,11 @@ type ProfileInfo struct {
 	LastError string
 	Login     *providers.Challenge
 	// Capabilities lists what the profile's provider can do beyond Fetch: "login",
-	// "logout", "push", "sign".
+	// "logout", "push", "sign", "id_token".
 	Capabilities []string
+	// KubeToken is the profile's kube_token: which token kube-credential hands kubectl
+	// ("id_token"), "" for the access token.
+	KubeToken string
 }
 
 // Refresh policy constants, from DESIGN.md; README.md "Refresh policy" states the rules.
@@ -94,6 +97,14 @@ type profile struct {
 	stopping    chan struct{}      // closed by stop
 	stopWatch   context.CancelFunc // ends a Watcher's watch
 	lastState   State
+
+	// The ID token (see idtoken.go) rides on cred. idWanted: the profile serves ID tokens
+	// (kube_token = "id_token", or one was asked for), so their expiry also drives
+	// refresh. idObtained: when the current one first came. idRenewed: the last fetch or
+	// login brought a new one, so refreshing renews it.
+	idWanted   bool
+	idRenewed  bool
+	idObtained time.Time
 }
 
 type flight struct {
@@ -104,7 +115,8 @@ type flight struct {
 }
 
 func newProfile(a *Agent, name string, cfg *providers.ProfileConfig, prov providers.Provider) *profile {
-	return &profile{a: a, name: name, cfg: cfg, prov: prov, lastState: StateExpired, stopping: make(chan struct{})}
+	return &profile{a: a, name: name, cfg: cfg, prov: prov, lastState: StateExpired, stopping: make(chan struct{}),
+		idWanted: cfg.KubeToken == kubeIDToken}
 }
 
 // start fetches a first credential in the background, so state is known early.
@@ -179,6 +191,9 @@ func (p *profile) infoLocked(now time.Time) ProfileInfo {
 		info.ExpiresAt = p.cred.ExpiresAt
 	}
 	info.Capabilities = capabilities(p.prov)
+	if p.cfg.KubeToken == kubeIDToken {
+		info.KubeToken = kubeIDToken
+	}
 	if p.login != nil {
 		l := *p.login
 		info.Login = &l
@@ -199,6 +214,9 @@ func capabilities(prov providers.Provider) []string {
 	}
 	if _, ok := prov.(providers.Signer); ok {
 		c = append(c, "sign")
+	}
+	if it, ok := prov.(providers.IDTokener); ok && it.IDTokens() == nil {
+		c = append(c, "id_token")
 	}
 	return c
 }
@@ -375,7 +393,10 @@ func (p *profile) runFetch(f *flight) {
 	defer cancel()
 	ctx, meta := providers.WithResponseMeta(ctx)
 	var cred *providers.Credential
-	err := p.a.awaitCall(ctx, p.name, p.stopping)
+	var err error
+	if l, ok := p.prov.(providers.Local); !ok || !l.Local() {
+		err = p.a.awaitCall(ctx, p.name, p.stopping)
+	}
 	if err == nil {
 		gl := p.a.grantLock(p.name)
 		gl.Lock()
@@ -418,20 +439,28 @@ func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
 	if !same {
 		p.obtained = now
 	}
+	p.idRenewed = cred.IDToken != "" && (p.cred == nil || p.cred.IDToken != cred.IDToken)
+	if p.idRenewed {
+		p.idObtained = now
+	}
 	p.fetchedAt = now
 	p.cred = cred
 	p.asked = 0
 	p.failures, p.retryAt, p.needsLogin, p.lastErr = 0, time.Time{}, false, cred.Warning
-	if cred.ExpiresAt.IsZero() || p.stopped {
+	if msg := p.idProblemLocked(now); msg != "" && p.lastErr == "" {
+		p.lastErr = msg
+	}
+	expires := p.refreshExpiryLocked()
+	if expires.IsZero() || p.stopped {
 		return
 	}
-	if same {
+	if same && !p.idRenewed {
 		// The source still has the token we had (a pushed token, a file not yet rotated):
 		// asking again before it expires would only find it again.
-		p.scheduleLocked(max(cred.ExpiresAt.Sub(now), refreshFloor))
+		p.scheduleLocked(max(expires.Sub(now), refreshFloor))
 		return
 	}
-	life := cred.ExpiresAt.Sub(now)
+	life := expires.Sub(now)
 	var at time.Duration
 	if p.cfg.RefreshBefore > 0 {
 		at = life - p.cfg.RefreshBefore.D()
@@ -441,7 +470,7 @@ func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
 	at += time.Duration((p.a.opts.Jitter()*2 - 1) * refreshJitter * float64(life))
 	at = max(at, refreshFloor)
 	p.scheduleLocked(at)
-	p.a.log.Debug("credential fetched", "profile", p.name, "expires_at", cred.ExpiresAt.UTC(), "refresh_in", at.Round(time.Millisecond))
+	p.a.log.Debug("credential fetched", "profile", p.name, "expires_at", expires.UTC(), "refresh_in", at.Round(time.Millisecond))
 }
 
 // failedLocked records a failed fetch and returns the error for waiting callers. The next

@@ -475,3 +475,35 @@ func (p *shortLogin) Login(ctx context.Context, show func(providers.Challenge)) 
 	}
 	return &providers.Credential{Token: "first", ExpiresAt: p.clock.Now().Add(20 * time.Second)}, nil
 }
+
+// localProvider is a fakeProvider whose fetches stay on this machine.
+type localProvider struct{ fakeProvider }
+
+func (*localProvider) Local() bool { return true }
+
+// A provider that calls nothing remote (a static key, a token file) is not held to the
+// call budget that protects identity providers: redefining such a profile in a loop
+// fetches each time without waiting.
+func TestLocalProviderNotBudgeted(t *testing.T) {
+	clock := newFakeClock()
+	lp := &localProvider{fakeProvider{clock: clock, fetch: func(*fakeClock, int) (*providers.Credential, error) {
+		return &providers.Credential{Token: "static-key"}, nil
+	}}}
+	a, err := New(Options{Config: &Config{Path: t.TempDir() + "/c.toml", Profiles: map[string]*providers.ProfileConfig{"p": {Provider: "local"}}},
+		Store: NewMemoryStore(), Clock: clock,
+		Providers: map[string]providers.Factory{"local": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return lp, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	waitState(t, a, "p", StateValid)
+	for range 20 {
+		if err := a.PutProfile(context.Background(), "p", &providers.ProfileConfig{Provider: "local"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, a, "p", StateValid)
+	}
+	if got := lp.Calls(); got != 21 {
+		t.Errorf("%d fetches for 20 redefinitions of a static key, want 21: the call budget held them", got)
+	}
+}

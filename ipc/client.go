@@ -188,6 +188,14 @@ func ForURL(target string) CredentialOption {
 	return func(q url.Values) { q.Set("url", target) }
 }
 
+// IDToken asks for the profile's OpenID Connect ID token instead of its access token
+// (token=id_token): the credential's token is the ID token, its expires_at the token's
+// exp. Errors: *Error with code bad_request for a profile that has no ID tokens,
+// needs_login when it has none now.
+func IDToken() CredentialOption {
+	return func(q url.Values) { q.Set("token", TokenID) }
+}
+
 // Credential returns a profile's current credential.
 func (c *Client) Credential(ctx context.Context, profile string, opts ...CredentialOption) (*Credential, error) {
 	q := url.Values{}
@@ -249,11 +257,31 @@ func (c *Client) DeleteProfile(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(name), nil, nil, nil)
 }
 
-// Login starts a device login in the agent and returns what the user must do. Follow its
+// LoginOption tunes a login request.
+type LoginOption func(*LoginRequest)
+
+// Flow asks for a login flow: FlowBrowser or FlowDevice. Without it the profile's login
+// key decides.
+func Flow(flow string) LoginOption { return func(r *LoginRequest) { r.Flow = flow } }
+
+// Display tells the agent whether the caller can open a browser on the agent's machine,
+// so that a profile with login = "auto" takes the browser flow.
+func Display(can bool) LoginOption { return func(r *LoginRequest) { r.Display = can } }
+
+// Login starts a login in the agent and returns what the user must do: the challenge's
+// Flow says whether to enter a code (device) or open AuthURL (browser). Follow its
 // progress with Watch or Profile; the login goes on in the agent when this returns.
-func (c *Client) Login(ctx context.Context, profile string) (*LoginChallenge, error) {
+func (c *Client) Login(ctx context.Context, profile string, opts ...LoginOption) (*LoginChallenge, error) {
+	var body any
+	if len(opts) > 0 {
+		var lr LoginRequest
+		for _, o := range opts {
+			o(&lr)
+		}
+		body = lr
+	}
 	var lc LoginChallenge
-	return &lc, c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/login", nil, nil, &lc)
+	return &lc, c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/login", nil, body, &lc)
 }
 
 // CancelLogin stops a login in progress.

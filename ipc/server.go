@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/providers"
@@ -355,6 +357,11 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	token, err := tokenParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	var target *url.URL
 	if raw := r.URL.Query().Get("url"); raw != "" {
 		if target, err = parseTarget(raw); err != nil {
@@ -362,7 +369,13 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, cerr := s.Agent.Credential(r.Context(), r.PathValue("name"), minValid, target)
+	var c *agent.CredentialInfo
+	var cerr error
+	if token == TokenID {
+		c, cerr = s.Agent.IDToken(r.Context(), r.PathValue("name"), minValid, target)
+	} else {
+		c, cerr = s.Agent.Credential(r.Context(), r.PathValue("name"), minValid, target)
+	}
 	s.writeCredential(w, r, c, cerr)
 }
 
@@ -372,13 +385,38 @@ func (s *Server) credentialForURL(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	token, err := tokenParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	target, err := parseTarget(r.URL.Query().Get("url"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	c, cerr := s.Agent.CredentialForURL(r.Context(), target, minValid)
+	var c *agent.CredentialInfo
+	var cerr error
+	if token == TokenID {
+		c, cerr = s.Agent.IDTokenForURL(r.Context(), target, minValid)
+	} else {
+		c, cerr = s.Agent.CredentialForURL(r.Context(), target, minValid)
+	}
 	s.writeCredential(w, r, c, cerr)
+}
+
+// tokenParam is the credential endpoints' token= parameter: TokenAccess (also when
+// absent) or TokenID.
+func tokenParam(r *http.Request) (string, *Error) {
+	switch raw := r.URL.Query().Get("token"); raw {
+	case "", TokenAccess:
+		return TokenAccess, nil
+	case TokenID:
+		return TokenID, nil
+	default:
+		return "", &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			Message: fmt.Sprintf("token must be %q or %q, got %q", TokenAccess, TokenID, raw)}
+	}
 }
 
 func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *agent.CredentialInfo, err error) {
@@ -406,8 +444,24 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// login starts a login; the body (a LoginRequest) is optional.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	c, err := s.Agent.Login(r.Context(), r.PathValue("name"))
+	var lr LoginRequest
+	if body, _ := io.ReadAll(r.Body); len(bytes.TrimSpace(body)) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if err := decodeBody(r, &lr); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	switch lr.Flow {
+	case "", FlowBrowser, FlowDevice:
+	default:
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			Message: fmt.Sprintf("flow must be %q or %q (or left out: the profile's login key decides), got %q", FlowBrowser, FlowDevice, lr.Flow)})
+		return
+	}
+	c, err := s.Agent.Login(r.Context(), r.PathValue("name"), providers.LoginOptions{Flow: lr.Flow, Display: lr.Display})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -561,6 +615,7 @@ func wireProfile(i agent.ProfileInfo) Profile {
 		LastError: i.LastError,
 
 		Capabilities: i.Capabilities,
+		KubeToken:    i.KubeToken,
 	}
 	if p.Hosts == nil {
 		p.Hosts = []string{}
@@ -578,7 +633,16 @@ func wireChallenge(c *providers.Challenge) *LoginChallenge {
 		VerificationURIComplete: c.VerificationURIComplete,
 		ExpiresAt:               c.ExpiresAt.UTC().Truncate(time.Second),
 		Interval:                int(c.Interval / time.Second),
+		Flow:                    flowOf(c),
+		AuthURL:                 c.AuthURL,
 	}
+}
+
+func flowOf(c *providers.Challenge) string {
+	if c.Flow == "" {
+		return FlowDevice
+	}
+	return c.Flow
 }
 
 func nonNil(m map[string]string) map[string]string {
@@ -623,6 +687,10 @@ func decodeBody(r *http.Request, v any) *Error {
 	if err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "read request body: " + err.Error()}
 	}
+	// encoding/json would replace invalid UTF-8 with U+FFFD, silently changing a secret.
+	if !utf8.Valid(body) {
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "request body is not valid UTF-8 (JSON must be); nothing was changed"}
+	}
 	known := bodyKeys(reflect.TypeOf(v).Elem())
 	if err := checkBody(body, known); err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: err.Error()}
@@ -639,9 +707,26 @@ func decodeBody(r *http.Request, v any) *Error {
 				Message: fmt.Sprintf("request body: key %q holds a JSON %s, which does not fit: want %s", strings.Join(key, "."), te.Value, jsonKind(te.Type))}
 		}
 		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
-			Message: "request body is not valid JSON for this endpoint: " + strings.TrimPrefix(err.Error(), "json: ")}
+			Message: "request body is not valid JSON for this endpoint: " + strings.TrimPrefix(err.Error(), "json: ") + keyOfError(body, v)}
 	}
 	return nil
+}
+
+// keyOfError names the top-level key whose value does not decode into v's type on its
+// own, for errors that encoding/json reports without the key (a duration string, a number
+// out of range).
+func keyOfError(body []byte, v any) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		one, _ := json.Marshal(map[string]json.RawMessage{k: obj[k]})
+		if json.Unmarshal(one, reflect.New(reflect.TypeOf(v).Elem()).Interface()) != nil {
+			return fmt.Sprintf(" (at key %q)", k)
+		}
+	}
+	return ""
 }
 
 // checkBody checks that body is one JSON object, with no key twice in any object, whose

@@ -675,3 +675,33 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 		t.Errorf("shutdown waited out its timeout:\n%s", e.log)
 	}
 }
+
+// A body that is not valid UTF-8 is refused (encoding/json would silently put U+FFFD in
+// a secret), and a value that does not decode is blamed on its key.
+func TestBodyUTF8AndKeyErrors(t *testing.T) {
+	e := startServer(t, nil)
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{"{\"provider\":\"apikey\",\"key_id\":\"\xff\xfe\",\"secret\":\"s\"}", "UTF-8"},
+		{`{"provider":"apikey","timeout":99999999999999999999}`, `at key \"timeout\"`},
+		{`{"provider":"apikey","refresh_before":"soon"}`, `at key \"refresh_before\"`},
+	} {
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", e.sock)
+		}}}
+		req, _ := http.NewRequest(http.MethodPut, "http://authagent/v1/profiles/u8", strings.NewReader(tc.body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), tc.want) {
+			t.Errorf("%q: %d %s; want 400 naming %s", tc.body, resp.StatusCode, b, tc.want)
+		}
+	}
+	if _, err := e.client.Profile(context.Background(), "u8"); err == nil {
+		t.Error("a refused body defined the profile")
+	}
+}

@@ -16,9 +16,12 @@ type Profile struct {
 	Username  string          `json:"username,omitempty"`
 	LastError string          `json:"last_error,omitempty"`
 	Login     *LoginChallenge `json:"login,omitempty"`
-	// Capabilities: "login", "logout", "push", "sign" — what the profile can do besides
-	// handing out a credential.
+	// Capabilities: "login", "logout", "push", "sign", "id_token" — what the profile can
+	// do besides handing out a credential.
 	Capabilities []string `json:"capabilities,omitempty"`
+	// KubeToken is "id_token" when kube-credential hands kubectl the profile's ID token;
+	// absent for the access token.
+	KubeToken string `json:"kube_token,omitempty"`
 }
 
 // Can reports whether the profile has a capability.
@@ -52,14 +55,40 @@ type Credential struct {
 	Username     string            `json:"username,omitempty"`
 }
 
-// LoginChallenge is what a user needs to complete a device login.
+// LoginChallenge is what a user needs to complete a login. Flow says which: "device"
+// (enter UserCode at VerificationURI) or "browser" (open AuthURL in a browser on the
+// agent's machine; VerificationURI holds it too, UserCode is empty).
 type LoginChallenge struct {
 	UserCode                string    `json:"user_code"`
 	VerificationURI         string    `json:"verification_uri"`
 	VerificationURIComplete string    `json:"verification_uri_complete,omitempty"`
 	ExpiresAt               time.Time `json:"expires_at"`
 	Interval                int       `json:"interval"` // seconds
+	Flow                    string    `json:"flow"`
+	AuthURL                 string    `json:"auth_url,omitempty"`
 }
+
+// Login flows, as LoginChallenge.Flow and LoginRequest.Flow name them.
+const (
+	FlowDevice  = "device"
+	FlowBrowser = "browser"
+)
+
+// LoginRequest is the optional body of POST /v1/profiles/{name}/login. Without it the
+// profile's login key decides, as for a caller without a display.
+type LoginRequest struct {
+	// Flow is "browser" or "device"; empty: the profile's login key.
+	Flow string `json:"flow,omitempty"`
+	// Display says that the caller can open a browser on the agent's machine, so that
+	// login = "auto" takes the browser flow.
+	Display bool `json:"display,omitempty"`
+}
+
+// Token names of the credential endpoints' token= parameter.
+const (
+	TokenAccess = "access_token" // the access token (the default)
+	TokenID     = "id_token"     // the OpenID Connect ID token
+)
 
 // Status describes the agent.
 type Status struct {

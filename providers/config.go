@@ -22,15 +22,26 @@ type ProfileConfig struct {
 	RefreshBefore Duration `toml:"refresh_before,omitempty" json:"refresh_before,omitempty"`
 	MinValid      Duration `toml:"min_valid,omitempty" json:"min_valid,omitempty"`
 
-	// devicecode.
+	// devicecode (also named oidc).
 	Issuer        string   `toml:"issuer,omitempty" json:"issuer,omitempty"`
 	DeviceAuthURL string   `toml:"device_auth_url,omitempty" json:"device_auth_url,omitempty"`
+	AuthURL       string   `toml:"auth_url,omitempty" json:"auth_url,omitempty"`
 	TokenURL      string   `toml:"token_url,omitempty" json:"token_url,omitempty"`
 	RevocationURL string   `toml:"revocation_url,omitempty" json:"revocation_url,omitempty"`
 	ClientID      string   `toml:"client_id,omitempty" json:"client_id,omitempty"`
 	Scopes        []string `toml:"scopes,omitempty" json:"scopes,omitempty"`
 	Audience      string   `toml:"audience,omitempty" json:"audience,omitempty"`
 	Resource      string   `toml:"resource,omitempty" json:"resource,omitempty"`
+	// Login is how `authagent login` logs in: "auto", "browser" or "device".
+	Login string `toml:"login,omitempty" json:"login,omitempty"`
+	// RedirectPort and RedirectPath make the browser login's loopback redirect URI
+	// http://127.0.0.1:PORT/PATH; no port (or 0) is an ephemeral one.
+	RedirectPort Ports    `toml:"redirect_port,omitempty" json:"redirect_port,omitempty"`
+	RedirectPath string   `toml:"redirect_path,omitempty" json:"redirect_path,omitempty"`
+	LoginTimeout Duration `toml:"login_timeout,omitempty" json:"login_timeout,omitempty"`
+	// KubeToken is the token `authagent kube-credential` hands kubectl: "access_token"
+	// (the default) or "id_token".
+	KubeToken string `toml:"kube_token,omitempty" json:"kube_token,omitempty"`
 
 	// apikey.
 	Mode     string            `toml:"mode,omitempty" json:"mode,omitempty"`
@@ -66,6 +77,40 @@ func SubKey(table, name string) string {
 		return table + `.""`
 	}
 	return table + "." + name
+}
+
+// Ports is a list of TCP ports, written as one port (8000) or a list ([8000, 18000]) in
+// TOML and JSON.
+type Ports []int
+
+// UnmarshalText reads one port written as a number or a string: go-toml hands an integer
+// that goes into a list type here.
+func (p *Ports) UnmarshalText(b []byte) error {
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("not a port number (want a number such as 8000, or a list such as [8000, 18000]): %q", b)
+	}
+	*p = Ports{n}
+	return nil
+}
+
+// UnmarshalJSON reads a port (8000 or "8000") or a list of ports ([8000, 18000]).
+func (p *Ports) UnmarshalJSON(b []byte) error {
+	var list []int
+	if json.Unmarshal(b, &list) == nil {
+		*p = list
+		return nil
+	}
+	var n int
+	if json.Unmarshal(b, &n) == nil {
+		*p = Ports{n}
+		return nil
+	}
+	var str string
+	if json.Unmarshal(b, &str) == nil {
+		return p.UnmarshalText([]byte(str))
+	}
+	return fmt.Errorf("not a port or a list of ports: %s", b)
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s", "5m") in TOML and JSON.

@@ -28,6 +28,16 @@ type Credential struct {
 	// good, such as a rotated refresh token the secret store refused (kept in memory until
 	// it can be saved). The agent shows it as last_error. It never holds a secret.
 	Warning string
+
+	// IDToken is the OpenID Connect ID token that came with the access token, verified
+	// (signature, issuer, audience, and for a browser login the nonce) before it got here;
+	// "" when there is none. A refresh that brings no new one carries the previous one
+	// until it expires. IDTokenExpiresAt is its exp claim.
+	IDToken          string
+	IDTokenExpiresAt time.Time
+	// IDTokenError says why there is no ID token when one could be expected (the issuer's
+	// token failed verification, none was issued); "" otherwise. It never holds a secret.
+	IDTokenError string
 }
 
 // Provider obtains credentials for one profile. Every kind implements it:
@@ -51,6 +61,36 @@ type Loginer interface {
 	Login(ctx context.Context, show func(Challenge)) (*Credential, error)
 }
 
+// Login flows, as Challenge.Flow and LoginOptions.Flow name them.
+const (
+	FlowDevice  = "device"  // OAuth 2.0 Device Authorization Grant (RFC 8628)
+	FlowBrowser = "browser" // authorization code with PKCE through a loopback redirect (RFC 8252)
+)
+
+// LoginOptions say how the caller wants a login to run.
+type LoginOptions struct {
+	// Flow is FlowDevice or FlowBrowser; "" follows the profile's login key.
+	Flow string
+	// Display says that the caller can open a browser on the agent's machine: the
+	// profile's login = "auto" then takes the browser flow.
+	Display bool
+}
+
+// FlowLoginer is a Loginer with more than one login flow. LoginWith is Login with the
+// caller's choice; an error marked ErrInvalidRequest means that choice cannot be met (the
+// identity provider offers no such flow).
+type FlowLoginer interface {
+	Loginer
+	LoginWith(ctx context.Context, opts LoginOptions, show func(Challenge)) (*Credential, error)
+}
+
+// IDTokener is a Provider whose credentials may carry an OpenID Connect ID token.
+// IDTokens returns nil when the profile can get verified ID tokens, and otherwise an error
+// that says why not and what to change (no issuer to verify them against).
+type IDTokener interface {
+	IDTokens() error
+}
+
 // Logouter is a Provider that holds a grant it can revoke and forget.
 type Logouter interface {
 	Logout(ctx context.Context) error
@@ -68,13 +108,23 @@ type Watcher interface {
 	Watch(ctx context.Context, changed func()) error
 }
 
+// Local is a Provider that can say its Fetch calls no remote service and runs no command
+// (a static API key, a token file, a pushed token without jwks_url). The agent does not
+// take such fetches from the per-profile call budget that protects identity providers.
+type Local interface {
+	Local() bool
+}
+
 // Signer is a Provider that signs requests instead of handing out its secret.
 type Signer interface {
 	Sign(ctx context.Context, req SignRequest) (map[string]string, error)
 }
 
-// Challenge is what the user needs to complete a device login.
+// Challenge is what the user needs to complete a login: a device login's code and where
+// to enter it, or the page a browser login opens.
 type Challenge struct {
+	Flow                    string // FlowDevice or FlowBrowser
+	AuthURL                 string // browser: the authorization request to open
 	UserCode                string
 	VerificationURI         string
 	VerificationURIComplete string

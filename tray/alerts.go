@@ -69,13 +69,13 @@ func (a *alerts) observe(ctx context.Context, name string, p *ipc.Profile) {
 	defer a.mu.Unlock()
 
 	if p != nil && p.Login != nil {
-		a.pending[name] = p.Login.UserCode
+		a.pending[name] = loginKey(p.Login)
 	} else {
 		delete(a.pending, name)
 	}
 	if c, ok := a.codes[name]; ok {
 		switch {
-		case p != nil && p.Login != nil && p.Login.UserCode == c.code:
+		case p != nil && p.Login != nil && loginKey(p.Login) == c.code:
 			c.seen = true
 		case p == nil, p.Login != nil, c.seen:
 			// Gone, replaced by another login, or this login ended: its code is no use.
@@ -103,7 +103,16 @@ func (a *alerts) observe(ctx context.Context, name string, p *ipc.Profile) {
 	}
 }
 
-// loginStarted shows the code of a login the user started from the menu.
+// loginKey tells one login from another: its user code, or a browser login's page.
+func loginKey(ch *ipc.LoginChallenge) string {
+	if ch.Flow == ipc.FlowBrowser {
+		return ch.AuthURL
+	}
+	return ch.UserCode
+}
+
+// loginStarted shows what to do for a login the user started from the menu: the code of
+// a device login, or where a browser login goes on.
 func (a *alerts) loginStarted(ctx context.Context, name string, ch *ipc.LoginChallenge) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -111,6 +120,10 @@ func (a *alerts) loginStarted(ctx context.Context, name string, ch *ipc.LoginCha
 		Summary: "Log in to " + name + ": " + ch.UserCode,
 		Body:    "Enter the code " + ch.UserCode + " at " + ch.VerificationURI + " (your browser opens it).",
 		Sticky:  true,
+	}
+	if ch.Flow == ipc.FlowBrowser {
+		n.Summary = "Log in to " + name + " in your browser"
+		n.Body = "Your browser opens the identity provider's login page; sign in there. If it does not open, choose \"Open the login page\" under " + name + " in the authagent menu."
 	}
 	if c, ok := a.codes[name]; ok {
 		n.Replaces = c.id
@@ -121,7 +134,9 @@ func (a *alerts) loginStarted(ctx context.Context, name string, ch *ipc.LoginCha
 	}
 	id := a.notify(ctx, n)
 	// The agent's event for this login may have come in before the login call returned.
-	a.codes[name] = &codeNote{id: id, code: ch.UserCode, seen: a.pending[name] == ch.UserCode}
+	key := loginKey(ch)
+	_, pending := a.pending[name]
+	a.codes[name] = &codeNote{id: id, code: key, seen: pending && a.pending[name] == key}
 }
 
 // loggingOut marks name's coming need of a login as known: the user is logging out.

@@ -25,7 +25,9 @@ type fakeAgent struct {
 	subs     map[chan ipc.Event]bool
 	calls    []string // "login work", "logout work", …
 	loginErr *ipc.Error
-	status   *ipc.Status // GET /v1/status answers 404 while nil
+	browser  bool               // logins are browser logins
+	loginReq []ipc.LoginRequest // the bodies of login requests
+	status   *ipc.Status        // GET /v1/status answers 404 while nil
 	srv      *http.Server
 	stopped  chan struct{} // closed by stop: ends every event stream
 }
@@ -151,9 +153,16 @@ func (a *fakeAgent) login(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	var lr ipc.LoginRequest
+	json.NewDecoder(r.Body).Decode(&lr)
 	ch := &ipc.LoginChallenge{UserCode: "WDJB-MJHT", VerificationURI: "https://idp.example/device",
-		VerificationURIComplete: "https://idp.example/device?user_code=WDJB-MJHT", ExpiresAt: time.Now().Add(10 * time.Minute), Interval: 5}
+		VerificationURIComplete: "https://idp.example/device?user_code=WDJB-MJHT", ExpiresAt: time.Now().Add(10 * time.Minute), Interval: 5, Flow: ipc.FlowDevice}
 	a.mu.Lock()
+	a.loginReq = append(a.loginReq, lr)
+	if a.browser {
+		auth := "https://idp.example/authorize?client_id=cli&state=s1"
+		ch = &ipc.LoginChallenge{VerificationURI: auth, AuthURL: auth, ExpiresAt: time.Now().Add(5 * time.Minute), Flow: ipc.FlowBrowser}
+	}
 	p := a.profiles[name]
 	a.mu.Unlock()
 	p.State, p.Login = ipc.StateLoginPending, ch

@@ -132,6 +132,11 @@ func profileItem(p ipc.Profile, now time.Time) Item {
 
 	noLogin := p.Provider + " profiles have no login"
 	switch {
+	case p.Login != nil && p.Login.Flow == ipc.FlowBrowser:
+		it.Children = append(it.Children,
+			Item{Title: "Open the login page", Tooltip: "The login waits for you in the browser; click to open its page again",
+				Action: ActOpenLogin + p.Name, Enabled: true},
+			Item{Title: "Cancel login", Action: ActCancelLogin + p.Name, Enabled: true})
 	case p.Login != nil:
 		it.Children = append(it.Children,
 			Item{Title: "Code: " + p.Login.UserCode, Tooltip: "Enter this code at " + p.Login.VerificationURI + "; click to open the page again",
@@ -174,6 +179,9 @@ func describe(p ipc.Profile, now time.Time) string {
 	case ipc.StateNeedsLogin:
 		return "needs login"
 	case ipc.StateLoginPending:
+		if p.Login != nil && p.Login.Flow == ipc.FlowBrowser {
+			return "waiting for login in the browser"
+		}
 		if p.Login != nil {
 			return "waiting for login, code " + p.Login.UserCode
 		}

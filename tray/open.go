@@ -2,13 +2,16 @@ package tray
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 )
 
 // Opener opens a URL in the browser, or a file in its application. DesktopOpener is the
-// real one.
+// real one; BrowserOpener puts $BROWSER before it.
 type Opener interface {
 	Open(ctx context.Context, target string) error
 }
@@ -32,4 +35,72 @@ func (DesktopOpener) Open(ctx context.Context, target string) error {
 	}
 	go cmd.Wait()
 	return nil
+}
+
+// BrowserOpener opens http(s) URLs with the browser $BROWSER names, when it is set, and
+// everything else (and URLs without $BROWSER) with the desktop's handler. $BROWSER is a
+// list of commands separated by ':', tried in order until one starts; a command with %s
+// gets the URL there, any other gets it as its last argument (the convention of
+// sensible-browser, xdg-open and Python's webbrowser). The browser is started and left
+// running; it outlives ctx.
+type BrowserOpener struct {
+	Getenv func(string) string // nil: os.Getenv
+}
+
+func (b BrowserOpener) getenv(k string) string {
+	if b.Getenv != nil {
+		return b.Getenv(k)
+	}
+	return os.Getenv(k)
+}
+
+// Open starts the browser on target and returns; an error says that no command of
+// $BROWSER (or the desktop's handler) could be started.
+func (b BrowserOpener) Open(ctx context.Context, target string) error {
+	env := b.getenv("BROWSER")
+	isURL := strings.HasPrefix(target, "https://") || strings.HasPrefix(target, "http://")
+	if env == "" || !isURL {
+		return DesktopOpener{}.Open(ctx, target)
+	}
+	var errs []error
+	for _, entry := range strings.Split(env, string(os.PathListSeparator)) {
+		args := strings.Fields(entry)
+		if len(args) == 0 {
+			continue
+		}
+		substituted := false
+		for i, a := range args {
+			if strings.Contains(a, "%s") {
+				args[i] = strings.ReplaceAll(a, "%s", target)
+				substituted = true
+			}
+		}
+		if !substituted {
+			args = append(args, target)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
+		if err := cmd.Start(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		go cmd.Wait()
+		return nil
+	}
+	return fmt.Errorf("open the browser $BROWSER names (%q): %w", env, errors.Join(errs...))
+}
+
+// CanOpenBrowser reports whether a browser can be shown to the user from this process:
+// $BROWSER is set, or there is a graphical session (always on macOS and Windows;
+// DISPLAY or WAYLAND_DISPLAY elsewhere). Over SSH without X forwarding there is none.
+func CanOpenBrowser(getenv func(string) string) bool {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	switch {
+	case getenv("BROWSER") != "":
+		return true
+	case runtime.GOOS == "darwin", runtime.GOOS == "windows":
+		return true
+	}
+	return getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != ""
 }

@@ -20,7 +20,7 @@ import (
 type Options struct {
 	Client   *ipc.Client
 	Notifier Notifier // nil: no desktop notifications
-	Opener   Opener   // nil: the desktop's handler (xdg-open)
+	Opener   Opener   // nil: BrowserOpener ($BROWSER for URLs, then the desktop's handler)
 
 	// StartAgent starts an agent in the background and returns once it answers; nil
 	// leaves "Start agent" to say how to start one.
@@ -57,7 +57,7 @@ func New(o Options) *Tray {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Opener == nil {
-		o.Opener = DesktopOpener{}
+		o.Opener = BrowserOpener{}
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
@@ -263,10 +263,12 @@ func (t *Tray) Do(ctx context.Context, action string) {
 	}
 }
 
-// login starts a device login in the agent, or joins the one that waits, and shows the
-// user what to do: the browser on the verification page, the code in a notification.
+// login starts a login in the agent, or joins the one that waits, and shows the user what
+// to do: the browser on the login page (the device flow's verification page, with the
+// code in a notification, or the browser flow's authorization page). The tray is on the
+// desktop, so the profile's login = "auto" takes the browser flow.
 func (t *Tray) login(ctx context.Context, name string) error {
-	ch, err := t.o.Client.Login(ctx, name)
+	ch, err := t.o.Client.Login(ctx, name, ipc.Display(true))
 	var ae *ipc.Error
 	if errors.As(err, &ae) && ae.Code == ipc.CodeLoginPending {
 		p, perr := t.o.Client.Profile(ctx, name)
@@ -343,7 +345,11 @@ func (t *Tray) startAgent(ctx context.Context) error {
 	return nil
 }
 
+// verificationPage is the page a login waits for the user on.
 func verificationPage(ch *ipc.LoginChallenge) string {
+	if ch.AuthURL != "" {
+		return ch.AuthURL
+	}
 	if ch.VerificationURIComplete != "" {
 		return ch.VerificationURIComplete
 	}

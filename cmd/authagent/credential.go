@@ -29,12 +29,20 @@ func credentialOpts(minValid time.Duration) []ipc.CredentialOption {
 
 func newTokenCmd(c *cli) *cobra.Command {
 	var minValid time.Duration
+	var idToken bool
 	cmd := &cobra.Command{
 		Use:   "token NAME",
-		Short: "Print a profile's current access token",
-		Args:  exactArgs(1, "NAME"),
+		Short: "Print a profile's current access token (or ID token)",
+		Long: `Print a profile's current access token. With --id-token, print its OpenID Connect ID
+token instead (oidc and devicecode profiles with an issuer): verified by the agent when it
+came, refreshed like the access token.`,
+		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cred, err := c.client.Credential(cmd.Context(), args[0], credentialOpts(minValid)...)
+			opts := credentialOpts(minValid)
+			if idToken {
+				opts = append(opts, ipc.IDToken())
+			}
+			cred, err := c.client.Credential(cmd.Context(), args[0], opts...)
 			if err != nil {
 				return err
 			}
@@ -43,6 +51,7 @@ func newTokenCmd(c *cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&minValid, "min-valid", 0, "refresh first when less than this is left")
+	cmd.Flags().BoolVar(&idToken, "id-token", false, "print the profile's OpenID Connect ID token instead of its access token")
 	return cmd
 }
 

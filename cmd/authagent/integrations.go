@@ -152,8 +152,10 @@ func newKubeCredentialCmd(c *cli) *cobra.Command {
       args: [kube-credential, work]
       interactiveMode: IfAvailable
 
-When kubectl says the session is interactive and the profile needs a login, the device
-login runs with its prompts on stderr; otherwise the command fails with a message.`,
+The token is the profile's access token, or its OpenID Connect ID token when the profile
+sets kube_token = "id_token" (for clusters that use Kubernetes' OIDC authenticator).
+When kubectl says the session is interactive and the profile needs a login, the login
+runs with its prompts on stderr; otherwise the command fails with a message.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			info, err := credhelper.ParseExecInfo(os.Getenv("KUBERNETES_EXEC_INFO"))
@@ -161,14 +163,21 @@ login runs with its prompts on stderr; otherwise the command fails with a messag
 				return err
 			}
 			ctx := cmd.Context()
+			p, err := c.client.Profile(ctx, args[0])
+			if err != nil {
+				return err
+			}
 			var opts []ipc.CredentialOption
+			if p.KubeToken == ipc.TokenID {
+				opts = append(opts, ipc.IDToken())
+			}
 			if info.Spec.Cluster != nil && info.Spec.Cluster.Server != "" {
 				opts = append(opts, ipc.ForURL(info.Spec.Cluster.Server)) // the token goes only to the profile's hosts
 			}
 			cred, err := c.client.Credential(ctx, args[0], opts...)
 			var ae *ipc.Error
 			if errors.As(err, &ae) && ae.Code == ipc.CodeNeedsLogin && info.Spec.Interactive {
-				if err := login(ctx, c.client, args[0], true, os.Stderr); err != nil {
+				if err := login(ctx, c.client, args[0], loginOpts{open: true}, os.Stderr); err != nil {
 					return err
 				}
 				cred, err = c.client.Credential(ctx, args[0], opts...)
@@ -249,9 +258,9 @@ profile covers gets empty headers.`,
 			if args[0] != "get" {
 				return usageError{"only `get` is defined by the credential helper spec"}
 			}
-			var req credhelper.BazelRequest
-			if err := json.NewDecoder(io.LimitReader(os.Stdin, 1<<20)).Decode(&req); err != nil {
-				return fmt.Errorf("read request: want {\"uri\": \"https://…\"}: %w", err)
+			req, err := credhelper.ReadBazelRequest(os.Stdin)
+			if err != nil {
+				return err
 			}
 			cred, err := c.client.CredentialForURL(cmd.Context(), req.URI)
 			var ae *ipc.Error

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -21,25 +20,44 @@ import (
 )
 
 func newLoginCmd(c *cli) *cobra.Command {
-	var noBrowser bool
+	var noBrowser, browserFlow, deviceFlow bool
 	cmd := &cobra.Command{
 		Use:   "login [NAME]",
-		Short: "Log in with the device flow (every profile that needs it when NAME is omitted)",
-		Long: `Log a profile in with the OAuth 2.0 device flow. The login runs in the agent; this
-command shows the verification URL and the user code (and a QR code on a terminal), opens the
-browser unless --no-browser is given or there is no display, and returns when the agent
-reports success or failure. Ctrl-C cancels the login in the agent.
+		Short: "Log in with the browser or the device flow (every profile that needs it when NAME is omitted)",
+		Long: `Log a profile in. The login runs in the agent; this command shows what to do and returns
+when the agent reports success or failure. Ctrl-C cancels the login in the agent.
 
-Without NAME, every devicecode profile that needs a login is logged in, one after another.`,
+The browser flow (authorization code with PKCE) opens the identity provider's login page in
+your browser ($BROWSER, else the desktop's handler); the agent receives the redirect on
+127.0.0.1. If no browser can be opened, the URL is printed: open it in a browser on the
+machine the agent runs on, or log in with --device instead. The device flow shows a
+verification URL and a user code (and a QR code on a terminal), and opens the browser on it.
+
+Which flow runs: --browser or --device, else the profile's login key; "auto" (the default
+of oidc profiles) takes the browser when one can be opened here and the identity provider
+has an authorization endpoint, and the device flow otherwise (over SSH, for example).
+--no-browser opens nothing, and makes "auto" take the device flow.
+
+Without NAME, every profile that needs a login is logged in, one after another.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return usageError{"usage: authagent login [NAME]"}
+				return usageError{"usage: authagent login [NAME] [--browser | --device]"}
+			}
+			if browserFlow && deviceFlow {
+				return usageError{"--browser and --device exclude each other: choose one flow"}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			lo := loginOpts{open: !noBrowser}
+			switch {
+			case browserFlow:
+				lo.flow = ipc.FlowBrowser
+			case deviceFlow:
+				lo.flow = ipc.FlowDevice
+			}
 			names := args
 			if len(names) == 0 {
 				ps, err := c.client.Profiles(ctx)
@@ -47,7 +65,7 @@ Without NAME, every devicecode profile that needs a login is logged in, one afte
 					return err
 				}
 				for _, p := range ps {
-					if p.Provider == "devicecode" && p.State != ipc.StateValid && p.State != ipc.StateRefreshing {
+					if p.Can("login") && p.State != ipc.StateValid && p.State != ipc.StateRefreshing {
 						names = append(names, p.Name)
 					}
 				}
@@ -57,27 +75,41 @@ Without NAME, every devicecode profile that needs a login is logged in, one afte
 				}
 			}
 			for _, name := range names {
-				if err := login(ctx, c.client, name, !noBrowser, os.Stdout); err != nil {
+				if err := login(ctx, c.client, name, lo, os.Stdout); err != nil {
 					return err
 				}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "do not open a browser")
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "do not open a browser (print the URL)")
+	cmd.Flags().BoolVar(&browserFlow, "browser", false, "log in with the browser (authorization code flow)")
+	cmd.Flags().BoolVar(&deviceFlow, "device", false, "log in with the device flow (a code to enter)")
 	return cmd
+}
+
+// loginOpts are a login command's choices: the flow ("" for the profile's), and whether
+// to open a browser at all.
+type loginOpts struct {
+	flow string
+	open bool
 }
 
 // login drives one login in the agent and follows it to its end; what the user must do is
 // shown on out.
-func login(ctx context.Context, client *ipc.Client, name string, browser bool, out *os.File) error {
+func login(ctx context.Context, client *ipc.Client, name string, lo loginOpts, out *os.File) error {
 	w, err := client.Watch(ctx, false) // before the login starts, so no event is missed
 	if err != nil {
 		return err
 	}
 	defer w.Close()
 	started := false
-	ch, err := client.Login(ctx, name)
+	canOpen := lo.open && tray.CanOpenBrowser(os.Getenv)
+	opts := []ipc.LoginOption{ipc.Display(canOpen)}
+	if lo.flow != "" {
+		opts = append(opts, ipc.Flow(lo.flow))
+	}
+	ch, err := client.Login(ctx, name, opts...)
 	var ae *ipc.Error
 	if errors.As(err, &ae) && ae.Code == ipc.CodeLoginPending {
 		p, perr := client.Profile(ctx, name)
@@ -89,15 +121,21 @@ func login(ctx context.Context, client *ipc.Client, name string, browser bool, o
 	} else if err != nil {
 		return err
 	}
-	showChallenge(out, name, ch)
-	if browser && hasDisplay() {
-		target := ch.VerificationURIComplete
-		if target == "" {
-			target = ch.VerificationURI
+	what := "the code expires"
+	if ch.Flow == ipc.FlowBrowser {
+		what = "the login ends"
+		showBrowserLogin(ctx, out, name, ch, canOpen)
+	} else {
+		showChallenge(out, name, ch)
+		if canOpen {
+			target := ch.VerificationURIComplete
+			if target == "" {
+				target = ch.VerificationURI
+			}
+			openBrowser(ctx, target)
 		}
-		openBrowser(ctx, target)
 	}
-	stopCountdown := countdown(ch.ExpiresAt)
+	stopCountdown := countdown(ch.ExpiresAt, what)
 	defer stopCountdown()
 
 	type result struct {
@@ -161,8 +199,26 @@ func showChallenge(out *os.File, name string, ch *ipc.LoginChallenge) {
 	}
 }
 
-// countdown shows on a terminal how long the code stays valid; the returned func clears it.
-func countdown(expires time.Time) func() {
+// showBrowserLogin opens the browser on a browser login's page, or says that it cannot
+// and offers the two ways out: open the URL by hand, or the device flow.
+func showBrowserLogin(ctx context.Context, out *os.File, name string, ch *ipc.LoginChallenge, canOpen bool) {
+	if canOpen {
+		fmt.Fprintf(out, "Opening your browser to log in to %s. If it does not open, open this URL in a browser on this machine:\n\n    %s\n\n", name, ch.AuthURL)
+		err := (tray.BrowserOpener{}).Open(ctx, ch.AuthURL)
+		if err == nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "could not open a browser: %v\n", err)
+	} else {
+		fmt.Fprintf(out, "To log in to %s, open this URL in a browser on the machine the agent runs on:\n\n    %s\n\n", name, ch.AuthURL)
+		fmt.Fprintln(os.Stderr, "no browser can be opened from here (no $BROWSER, DISPLAY or WAYLAND_DISPLAY, or --no-browser)")
+	}
+	fmt.Fprintf(os.Stderr, "the login waits for the URL above; or press Ctrl-C and log in with a code instead: `authagent login %s --device`\n", name)
+}
+
+// countdown shows on a terminal how long the login waits for the user (what: "the code
+// expires"); the returned func clears it.
+func countdown(expires time.Time, what string) func() {
 	fd := int(os.Stderr.Fd())
 	if expires.IsZero() || !term.IsTerminal(fd) {
 		return func() {}
@@ -178,7 +234,7 @@ func countdown(expires time.Time) func() {
 			if left < 0 {
 				left = 0
 			}
-			fmt.Fprintf(os.Stderr, "\rwaiting for you to log in; the code expires in %s   ", left)
+			fmt.Fprintf(os.Stderr, "\rwaiting for you to log in; %s in %s   ", what, left)
 			select {
 			case <-done:
 				fmt.Fprint(os.Stderr, "\r\033[K")
@@ -193,16 +249,8 @@ func countdown(expires time.Time) func() {
 	})
 }
 
-func hasDisplay() bool {
-	switch runtime.GOOS {
-	case "darwin", "windows":
-		return true
-	}
-	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
-}
-
 func openBrowser(ctx context.Context, url string) {
-	if err := (tray.DesktopOpener{}).Open(ctx, url); err != nil {
+	if err := (tray.BrowserOpener{}).Open(ctx, url); err != nil {
 		fmt.Fprintf(os.Stderr, "could not open a browser (%v); open the URL above yourself\n", err)
 	}
 }

@@ -92,6 +92,7 @@ its hosts); token, header and exec still work by name.`,
 	f.StringArrayVar(&metadata, "metadata", nil, "apikey: gRPC metadata template key=VALUE (repeatable; default: the headers, lowercased)")
 	f.StringVar(&spec.Issuer, "issuer", "", "devicecode: OpenID issuer URL")
 	f.StringVar(&spec.ClientID, "client-id", "", "devicecode: OAuth client id")
+	f.StringVar(&spec.Login, "login", "", "oidc, devicecode: how to log in: auto, browser or device")
 	f.StringSliceVar(&spec.Scopes, "scope", nil, "devicecode: scope (repeatable)")
 	f.StringVar(&spec.Audience, "audience", "", "audience parameter (devicecode, client_credentials)")
 	f.StringVar(&spec.TokenURL, "token-url", "", "token endpoint (devicecode without issuer; apikey client_credentials)")
@@ -114,7 +115,7 @@ its hosts); token, header and exec still work by name.`,
 // providerNames are the credential kinds of --provider; apikeyModes the modes of apikey
 // (apikey.New refuses others; a test keeps the list true).
 var (
-	providerNames = []string{apikey.Name, devicecode.Name, externaljwt.Name}
+	providerNames = []string{apikey.Name, devicecode.Name, devicecode.OIDCName, externaljwt.Name}
 	apikeyModes   = []string{"headers", "client_credentials", "sigv4"}
 )
 

@@ -25,9 +25,10 @@ import (
 // run are killed when stop ends, so they do not hold up the agent's shutdown.
 func factories(stop context.Context) map[string]providers.Factory {
 	return map[string]providers.Factory{
-		apikey.Name:      apikey.New,
-		devicecode.Name:  devicecode.New,
-		externaljwt.Name: externaljwt.NewFactory(stop),
+		apikey.Name:         apikey.New,
+		devicecode.Name:     devicecode.New,
+		devicecode.OIDCName: devicecode.New, // the same kind; login defaults to "auto"
+		externaljwt.Name:    externaljwt.NewFactory(stop),
 	}
 }
 

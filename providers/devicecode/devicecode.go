@@ -1,9 +1,12 @@
-// Package devicecode is the provider for OAuth 2.0 Device Authorization Grant logins
-// (RFC 8628) against an OpenID provider or a plain OAuth server: discovery, the device
-// login, refresh with rotation persisted before use, and RFC 7009 revocation at logout.
-// The protocol is golang.org/x/oauth2's and go-oidc's; this package adds what the agent
-// needs around them: where the refresh token lives and what each failure means for the
-// user. When to refresh is the agent's business, not this package's.
+// Package devicecode is the provider for a user's login at an OpenID provider or a plain
+// OAuth server, under the kind names "oidc" and "devicecode" (its first name): discovery,
+// two ways to log in — the device flow (RFC 8628) and the browser flow (authorization
+// code with PKCE through a loopback redirect, RFC 8252) — then, whichever started the
+// grant, refresh with rotation persisted before use, verified ID tokens, and RFC 7009
+// revocation at logout. The protocol is golang.org/x/oauth2's and go-oidc's; this package
+// adds what the agent needs around them: which flow runs, where the refresh token lives
+// and what each failure means for the user. When to refresh is the agent's business, not
+// this package's; the loopback listener is package loopback's.
 package devicecode
 
 import (
@@ -24,48 +27,69 @@ import (
 	"github.com/authagent/authagent/providers"
 )
 
-// Name is the provider name used in the config.
-const Name = "devicecode"
+// Name and OIDCName are the kind's names in the config: one provider, two names.
+// They differ only in the default of the login key: a "devicecode" profile logs in
+// with the device flow unless it says otherwise, as it did before there was a browser
+// login, and an "oidc" profile chooses by itself ("auto").
+const (
+	Name     = "devicecode"
+	OIDCName = "oidc"
+)
+
+// loginAuto is the login key's value that picks a flow for each login (see chooseFlow).
+const loginAuto = "auto"
 
 // DefaultScopes ask for an ID token and a refresh token.
 var defaultScopes = []string{"openid", "profile", "offline_access"}
 
-// Provider logs in one profile with the device flow and refreshes its access token.
+// Provider logs in one profile, with the device flow or the browser, and refreshes its
+// access token.
 type Provider struct {
 	name    string
+	kind    string // Name or OIDCName, as the profile says
+	login   string // the login key, its default filled in
 	cfg     providers.ProfileConfig
 	secrets providers.Secrets
 	hc      *http.Client
 	now     func() time.Time
 
-	mu        sync.Mutex // guards ep, pendingRT and revoked
+	mu        sync.Mutex // guards ep, pendingRT, revoked and id
 	ep        *endpoints
 	pendingRT string   // a rotated refresh token the store refused; used until it is saved
 	revoked   [32]byte // SHA-256 of the refresh token Logout last revoked
+	id        idToken  // the ID token served until a newer one comes
 }
 
 type endpoints struct {
 	oauth2.Endpoint
 	Revocation string
+	// op is the discovered OpenID provider, whose keys verify ID tokens; nil for a plain
+	// OAuth server (explicit endpoints), which has no ID tokens.
+	op *oidc.Provider
 }
 
-// New is the providers.Factory for devicecode profiles. It checks the configuration only;
-// discovery happens on first use, so an IdP that is down does not stop the agent.
+// New is the providers.Factory for devicecode and oidc profiles. It checks the
+// configuration only; discovery happens on first use, so an IdP that is down does not stop
+// the agent.
 func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
-	if err := providers.CheckKeys(cfg, Name, "issuer", "device_auth_url", "token_url", "revocation_url",
-		"client_id", "scopes", "audience", "resource"); err != nil {
+	kind := Name
+	if cfg.Provider == OIDCName {
+		kind = OIDCName
+	}
+	if err := providers.CheckKeys(cfg, kind, "issuer", "device_auth_url", "auth_url", "token_url", "revocation_url",
+		"client_id", "scopes", "audience", "resource", "login", "redirect_port", "redirect_path", "login_timeout", "kube_token"); err != nil {
 		return nil, err
 	}
 	if cfg.ClientID == "" {
 		return nil, &providers.ConfigError{Key: "client_id", Message: "required: the OAuth client id registered at the identity provider"}
 	}
 	switch {
-	case cfg.Issuer != "" && (cfg.DeviceAuthURL != "" || cfg.TokenURL != ""):
-		return nil, &providers.ConfigError{Key: "issuer", Message: "set either issuer (discovery) or device_auth_url and token_url, not both"}
-	case cfg.Issuer == "" && (cfg.DeviceAuthURL == "" || cfg.TokenURL == ""):
-		return nil, &providers.ConfigError{Key: "issuer", Message: "required: the OpenID issuer URL, or device_auth_url and token_url for a plain OAuth server"}
+	case cfg.Issuer != "" && (cfg.DeviceAuthURL != "" || cfg.TokenURL != "" || cfg.AuthURL != ""):
+		return nil, &providers.ConfigError{Key: "issuer", Message: "set either issuer (discovery) or token_url with device_auth_url and auth_url, not both"}
+	case cfg.Issuer == "" && (cfg.TokenURL == "" || cfg.DeviceAuthURL == "" && cfg.AuthURL == ""):
+		return nil, &providers.ConfigError{Key: "issuer", Message: "required: the OpenID issuer URL, or for a plain OAuth server token_url with device_auth_url (device login) and/or auth_url (browser login)"}
 	}
-	for key, u := range map[string]string{"issuer": cfg.Issuer, "device_auth_url": cfg.DeviceAuthURL,
+	for key, u := range map[string]string{"issuer": cfg.Issuer, "device_auth_url": cfg.DeviceAuthURL, "auth_url": cfg.AuthURL,
 		"token_url": cfg.TokenURL, "revocation_url": cfg.RevocationURL} {
 		if u == "" {
 			continue
@@ -74,9 +98,16 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
 		}
 	}
-	p := &Provider{name: env.Name, cfg: *cfg, secrets: env.Secrets, hc: env.HTTPClient, now: env.Now}
+	login, err := checkLoginKeys(cfg, kind)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{name: env.Name, kind: kind, login: login, cfg: *cfg, secrets: env.Secrets, hc: env.HTTPClient, now: env.Now}
 	if len(p.cfg.Scopes) == 0 {
 		p.cfg.Scopes = defaultScopes
+	}
+	if cfg.KubeToken == idTokenName && !p.openID() {
+		return nil, &providers.ConfigError{Key: "kube_token", Message: `"id_token" needs "openid" in scopes: without it the identity provider issues no ID token`}
 	}
 	if p.hc == nil {
 		p.hc = http.DefaultClient
@@ -85,9 +116,62 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		p.now = time.Now
 	}
 	if cfg.Issuer == "" {
-		p.ep = &endpoints{Endpoint: oauth2.Endpoint{DeviceAuthURL: cfg.DeviceAuthURL, TokenURL: cfg.TokenURL}, Revocation: cfg.RevocationURL}
+		p.ep = &endpoints{Endpoint: oauth2.Endpoint{AuthURL: cfg.AuthURL, DeviceAuthURL: cfg.DeviceAuthURL, TokenURL: cfg.TokenURL}, Revocation: cfg.RevocationURL}
 	}
 	return p, nil
+}
+
+// idTokenName is the kube_token value (and the socket API's token= value) for the ID token.
+const idTokenName = "id_token"
+
+// maxLoginTimeout is the longest login_timeout: the agent ends every login then.
+const maxLoginTimeout = 15 * time.Minute
+
+// checkLoginKeys checks the keys of the browser login and kube_token, and returns the
+// login key with its default filled in.
+func checkLoginKeys(cfg *providers.ProfileConfig, kind string) (string, error) {
+	login := cfg.Login
+	switch login {
+	case "":
+		login = loginAuto
+		if kind == Name {
+			login = providers.FlowDevice
+		}
+	case loginAuto, providers.FlowBrowser, providers.FlowDevice:
+	default:
+		return "", &providers.ConfigError{Key: "login", Message: fmt.Sprintf(`want "auto", "browser" or "device", not %q`, cfg.Login)}
+	}
+	if cfg.Issuer == "" {
+		switch {
+		case login == providers.FlowDevice && cfg.DeviceAuthURL == "":
+			return "", &providers.ConfigError{Key: "login", Message: fmt.Sprintf(`login is "device" (the default for provider %q), which needs device_auth_url; set device_auth_url, or login = "browser"`, kind)}
+		case login == providers.FlowBrowser && cfg.AuthURL == "":
+			return "", &providers.ConfigError{Key: "login", Message: `login is "browser", which needs auth_url (the authorization endpoint); set auth_url, or login = "device"`}
+		}
+	}
+	for _, port := range cfg.RedirectPort {
+		if port < 0 || port > 65535 {
+			return "", &providers.ConfigError{Key: "redirect_port", Message: fmt.Sprintf("%d is not a TCP port: want 1 to 65535, or 0 for any free port", port)}
+		}
+	}
+	if p := cfg.RedirectPath; p != "" {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# \t") || providers.HasControl(p) {
+			return "", &providers.ConfigError{Key: "redirect_path", Message: fmt.Sprintf("%q is not a URL path: start it with / and leave out ?, # and spaces", p)}
+		}
+	}
+	if d := cfg.LoginTimeout.D(); d != 0 && (d < time.Second || d > maxLoginTimeout) {
+		return "", &providers.ConfigError{Key: "login_timeout", Message: fmt.Sprintf("%s is out of range: want 1s to %s (the agent ends every login then)", d, maxLoginTimeout)}
+	}
+	switch cfg.KubeToken {
+	case "", "access_token":
+	case idTokenName:
+		if cfg.Issuer == "" {
+			return "", &providers.ConfigError{Key: "kube_token", Message: `"id_token" needs issuer: ID tokens are verified with the issuer's keys, and a plain OAuth server has none`}
+		}
+	default:
+		return "", &providers.ConfigError{Key: "kube_token", Message: fmt.Sprintf(`want "access_token" or "id_token", not %q`, cfg.KubeToken)}
+	}
+	return login, nil
 }
 
 func (p *Provider) ctx(ctx context.Context) context.Context {
@@ -101,6 +185,8 @@ func (p *Provider) endpoints(ctx context.Context) (*endpoints, error) {
 	if p.ep != nil {
 		return p.ep, nil
 	}
+	// The key set op keeps fetches with a context without the fetch's cancellation:
+	// later verifications reuse it.
 	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.hc), p.cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("OpenID discovery at %s: %w", p.cfg.Issuer, err)
@@ -109,11 +195,10 @@ func (p *Provider) endpoints(ctx context.Context) (*endpoints, error) {
 		Revocation string `json:"revocation_endpoint"`
 	}
 	op.Claims(&extra)
-	ep := &endpoints{Endpoint: op.Endpoint(), Revocation: extra.Revocation}
-	if ep.DeviceAuthURL == "" {
-		return nil, fmt.Errorf("the identity provider at %s does not offer the device flow (no device_authorization_endpoint in its discovery document)", p.cfg.Issuer)
-	}
-	for _, u := range []string{ep.DeviceAuthURL, ep.TokenURL, ep.Revocation} {
+	ep := &endpoints{Endpoint: op.Endpoint(), Revocation: extra.Revocation, op: op}
+	// Which login the endpoints allow is checked when one starts (chooseFlow): a refresh
+	// needs only the token endpoint.
+	for _, u := range []string{ep.AuthURL, ep.DeviceAuthURL, ep.TokenURL, ep.Revocation} {
 		if u == "" {
 			continue
 		}
@@ -155,12 +240,39 @@ func (p *Provider) extraParams() []oauth2.AuthCodeOption {
 	return opts
 }
 
-// Login runs the device flow: it asks for a user code, shows it, and polls until the user
-// approved, denied, or the code expired. The refresh token is stored before Login returns.
+// Login runs the login the profile's login key names, as LoginWith does without a
+// caller's choice and without a display (so "auto" takes the device flow when the
+// identity provider offers it).
 func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*providers.Credential, error) {
-	c, _, err := p.config(ctx)
+	return p.LoginWith(ctx, providers.LoginOptions{}, show)
+}
+
+// LoginWith runs one login, in the flow opts.Flow names, else the profile's login key
+// ("auto": see chooseFlow). The refresh token is stored before it returns. An error marked
+// providers.ErrInvalidRequest says that the flow asked for cannot run here.
+func (p *Provider) LoginWith(ctx context.Context, opts providers.LoginOptions, show func(providers.Challenge)) (*providers.Credential, error) {
+	c, ep, err := p.config(ctx)
 	if err != nil {
 		return nil, err
+	}
+	flow, err := chooseFlow(p.name, opts.Flow, p.login, opts.Display, ep.AuthURL != "", ep.DeviceAuthURL != "")
+	if err != nil {
+		return nil, providers.Mark(providers.ErrInvalidRequest, err)
+	}
+	if flow == providers.FlowBrowser {
+		return p.loginBrowser(ctx, c, show)
+	}
+	return p.loginDevice(ctx, c, show)
+}
+
+// loginDevice runs the device flow: it asks for a user code, shows it, and polls until
+// the user approved, denied, or the code expired (or login_timeout passed).
+func (p *Provider) loginDevice(ctx context.Context, c *oauth2.Config, show func(providers.Challenge)) (*providers.Credential, error) {
+	outer := ctx
+	if d := p.cfg.LoginTimeout.D(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
 	}
 	authOpts := p.extraParams()
 	if c.ClientSecret != "" {
@@ -176,28 +288,53 @@ func (p *Provider) Login(ctx context.Context, show func(providers.Challenge)) (*
 		return nil, err
 	}
 	interval := time.Duration(da.Interval) * time.Second
+	left := time.Until(da.Expiry)
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < left {
+		left = time.Until(d)
+	}
 	show(providers.Challenge{
+		Flow:                    providers.FlowDevice,
 		UserCode:                da.UserCode,
 		VerificationURI:         da.VerificationURI,
 		VerificationURIComplete: da.VerificationURIComplete,
-		ExpiresAt:               p.now().Add(time.Until(da.Expiry)).UTC(),
+		ExpiresAt:               p.now().Add(left).UTC(),
 		Interval:                interval,
 	})
 	tok, err := c.DeviceAccessToken(p.ctx(ctx), da, p.extraParams()...)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !time.Now().Before(da.Expiry) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !time.Now().Before(da.Expiry):
 			return nil, fmt.Errorf("the code %s expired before the login was completed; run `authagent login %s` again", da.UserCode, p.name)
-		}
-		if errors.Is(err, context.Canceled) {
+		case errors.Is(err, context.DeadlineExceeded) && outer.Err() == nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("the login was not completed within login_timeout (%s); run `authagent login %s` again", p.cfg.LoginTimeout.D(), p.name)
+		case errors.Is(err, context.Canceled):
 			return nil, errors.New("login cancelled")
 		}
 		return nil, p.explain("complete the device login", err)
 	}
 	received := p.now()
+	return p.loggedIn(outer, tok, received, "")
+}
+
+// loggedIn finishes a login with the token answer that started the grant: it refuses an
+// answer without a refresh token, checks the ID token (with the login's nonce when it
+// sent one: a browser login then fails on an ID token that does not verify), and stores
+// the grant.
+func (p *Provider) loggedIn(ctx context.Context, tok *oauth2.Token, sent time.Time, nonce string) (*providers.Credential, error) {
+	if tok.AccessToken == "" {
+		return nil, errors.New("the token endpoint answered without an access token")
+	}
 	if tok.RefreshToken == "" {
 		return nil, fmt.Errorf("the identity provider issued no refresh token, so the login would end when the access token expires; add \"offline_access\" to scopes (or allow refresh tokens for client %s)", p.cfg.ClientID)
 	}
-	return p.saved(ctx, tok, received), nil
+	c := p.credential(tok, sent)
+	if err := p.attachIDToken(ctx, c, tok, nonce, false); err != nil {
+		return nil, err
+	}
+	if err := p.save(ctx, tok); err != nil {
+		c.Warning = err.Error()
+	}
+	return c, nil
 }
 
 // Fetch trades the stored refresh token for a new access token. A rotated refresh token
@@ -228,28 +365,21 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	if tok.AccessToken == "" {
 		return nil, errors.New("the token endpoint answered without an access token")
 	}
-	return p.saved(ctx, tok, sent), nil
-}
-
-// saved saves tok's refresh token and returns its credential. When the store refuses the
-// refresh token, it is kept in memory (see save) and the access token is still good: the
-// credential carries the failure as a warning instead of being thrown away, which would
-// only make the agent ask the identity provider again.
-func (p *Provider) saved(ctx context.Context, tok *oauth2.Token, sent time.Time) *providers.Credential {
-	c := p.credential(tok, sent)
+	// When the store refuses the refresh token, it is kept in memory (see save) and the
+	// access token is still good: the credential carries the failure as a warning instead
+	// of being thrown away, which would only make the agent ask the identity provider again.
+	cred := p.credential(tok, sent)
+	p.attachIDToken(ctx, cred, tok, "", true)
 	if err := p.save(ctx, tok); err != nil {
-		c.Warning = err.Error()
+		cred.Warning = err.Error()
 	}
-	return c
+	return cred, nil
 }
 
-// save writes a new refresh token (and ID token) to the store. When the store fails, the
-// new refresh token is kept in memory for the next refresh: the old one may already be
-// void, and a crash now must not be the only copy's end if it can be helped.
+// save writes a new refresh token to the store. When the store fails, the new refresh
+// token is kept in memory for the next refresh: the old one may already be void, and a
+// crash now must not be the only copy's end if it can be helped.
 func (p *Provider) save(ctx context.Context, tok *oauth2.Token) error {
-	if id, ok := tok.Extra("id_token").(string); ok && id != "" {
-		p.secrets.Set(ctx, providers.IDTokenKey, id) // best effort: nothing depends on it yet
-	}
 	if err := p.secrets.Set(ctx, providers.RefreshTokenKey, tok.RefreshToken); err != nil {
 		p.mu.Lock()
 		p.pendingRT = tok.RefreshToken
@@ -346,6 +476,7 @@ func (p *Provider) Logout(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.pendingRT = ""
+	p.id = idToken{loaded: true}
 	p.mu.Unlock()
 	var errs []error
 	for _, k := range []string{providers.RefreshTokenKey, providers.IDTokenKey} {
@@ -431,7 +562,7 @@ func (p *Provider) explainCode(doing string, re *oauth2.RetrieveError) error {
 	case code == "invalid_scope":
 		return fmt.Errorf("the identity provider refused the scopes %q (invalid_scope%s); fix scopes in the profile", p.cfg.Scopes, desc)
 	case code == "unsupported_grant_type":
-		return fmt.Errorf("the identity provider does not allow this grant for client %q (unsupported_grant_type%s); allow refresh tokens and the device flow for the client at the identity provider", p.cfg.ClientID, desc)
+		return fmt.Errorf("the identity provider does not allow this grant for client %q (unsupported_grant_type%s); allow refresh tokens and the login's flow (device code, or authorization code) for the client at the identity provider", p.cfg.ClientID, desc)
 	case code == "":
 		status := "no answer"
 		if re.Response != nil {

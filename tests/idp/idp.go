@@ -25,6 +25,13 @@
 // The user step of the device flow is completed by Approve and Deny over
 // HTTP, the way a browser would: they fill in the device login form and the
 // consent page that zitadel/oidc's example server serves under /device.
+//
+// The same public client may also log in with the authorization code flow
+// and PKCE (RFC 7636) through a loopback redirect (RFC 8252): its registered
+// redirect URIs are http://127.0.0.1/ and http://127.0.0.1/callback, and as a
+// native client any port of them is allowed (RFC 8252 §7.3). SignIn plays
+// the browser: it follows the authorization request, signs in on the example
+// server's login form under /login and returns the redirect to the client.
 package idp
 
 import (
@@ -37,6 +44,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +71,13 @@ const (
 	PathRevocation          = "/revoke"
 	PathUserinfo            = "/userinfo"
 	PathDeviceUI            = "/device" // verification_uri
+	PathAuthorization       = "/auth"
+	PathLoginUI             = "/login" // the example's login form of the code flow
 )
+
+// RedirectURIs are the loopback redirect URIs registered for the public
+// client; a redirect to any port of them is allowed.
+var RedirectURIs = []string{"http://127.0.0.1/", "http://127.0.0.1/callback"}
 
 // Options configures Start. Zero values take the defaults given per field.
 type Options struct {
@@ -87,6 +101,9 @@ type Options struct {
 	// the client_credentials grant. Its secret is random, made up by Start
 	// (see ServiceClient). Default "authagent-svc".
 	ServiceClientID string
+	// IDTokenLifetime is the lifetime of the public client's ID tokens.
+	// Default 1 h.
+	IDTokenLifetime time.Duration
 }
 
 // DefaultClientID is the client id used when Options.ClientID is empty.
@@ -112,6 +129,9 @@ func (o *Options) defaults() {
 	}
 	if o.ServiceClientID == "" {
 		o.ServiceClientID = DefaultServiceClientID
+	}
+	if o.IDTokenLifetime <= 0 {
+		o.IDTokenLifetime = time.Hour
 	}
 }
 
@@ -149,7 +169,7 @@ func Start(t testing.TB, opts Options) *IdP {
 	// The example's NativeClient is public (auth method none, type native);
 	// the wrapper adds the device_code grant to it.
 	inner := storage.NewStorageWithClients(users, map[string]*storage.Client{
-		opts.ClientID: storage.NativeClient(opts.ClientID),
+		opts.ClientID: storage.NativeClient(opts.ClientID, RedirectURIs...),
 	})
 	ws := newWrappedStorage(inner, opts, randomSecret(t))
 
@@ -167,7 +187,10 @@ func Start(t testing.TB, opts Options) *IdP {
 			UserCode:     op.UserCodeBase20,
 		},
 	}
-	provider, err := op.NewProvider(config, ws, op.StaticIssuer(issuer), op.WithAllowInsecure())
+	// The authorization endpoint is where the example's login form sends the
+	// browser back to (its op.AuthCallbackURL): /auth, as the example has it.
+	provider, err := op.NewProvider(config, ws, op.StaticIssuer(issuer), op.WithAllowInsecure(),
+		op.WithCustomAuthEndpoint(op.NewEndpoint(strings.TrimPrefix(PathAuthorization, "/"))))
 	if err != nil {
 		t.Fatalf("idp: create provider: %v", err)
 	}
@@ -188,6 +211,7 @@ func Start(t testing.TB, opts Options) *IdP {
 	mux := http.NewServeMux()
 	mux.Handle(PathDeviceUI, example)
 	mux.Handle(PathDeviceUI+"/", example)
+	mux.Handle(PathLoginUI+"/", example)
 	mux.Handle(PathToken, p.countTokenRequests(provider))
 	mux.Handle("/", provider)
 	srv.Config.Handler = mux
@@ -282,6 +306,80 @@ func (p *IdP) Approve(userCode string) error { return p.userStep(userCode, "allo
 // Deny is Approve, pressing "Deny" on the consent page: the polling client
 // then gets access_denied.
 func (p *IdP) Deny(userCode string) error { return p.userStep(userCode, "denied") }
+
+// SignIn completes the user step of a browser login (authorization code
+// flow) as user "alice", over HTTP like a browser, with a fresh cookie jar:
+// it opens authURL (the client's authorization request), which leads to
+// the example server's login form, submits it, and follows the provider's
+// redirects until one leaves the provider. That one, the redirect to the
+// client's redirect_uri with code and state (or an error), is returned
+// without being followed.
+func (p *IdP) SignIn(authURL string) (*url.URL, error) { return SignIn(p.issuer, authURL) }
+
+// SignIn is IdP.SignIn for the provider at issuer, for a program that has
+// only its URL (a test's stand-in for the browser).
+func SignIn(issuer, authURL string) (*url.URL, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// follow GETs redirects within the provider and returns the first page
+	// (a 200), or the first redirect that leaves the provider.
+	follow := func(resp *http.Response) (*url.URL, string, error) {
+		for hops := 0; ; hops++ {
+			b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if err != nil {
+				return nil, "", err
+			}
+			if resp.StatusCode == http.StatusOK {
+				return nil, string(b), nil
+			}
+			if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+				return nil, "", fmt.Errorf("%s %s: %s: %.300s", resp.Request.Method, resp.Request.URL.Path, resp.Status, b)
+			}
+			loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+			if err != nil {
+				return nil, "", err
+			}
+			if loc.Scheme+"://"+loc.Host != issuer {
+				return loc, "", nil
+			}
+			if hops > 10 {
+				return nil, "", errors.New("too many redirects within the provider")
+			}
+			if resp, err = client.Get(loc.String()); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	resp, err := client.Get(authURL)
+	if err != nil {
+		return nil, fmt.Errorf("idp: open the authorization request: %w", err)
+	}
+	out, page, err := follow(resp)
+	if err != nil || out != nil {
+		return out, err // an error redirect back to the client, or a failure
+	}
+	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		return nil, fmt.Errorf("idp: no login form: %.300s", page)
+	}
+	form := url.Values{"id": {m[1]}, "username": {Username}, "password": {Password}}
+	if resp, err = client.PostForm(issuer+PathLoginUI+"/username", form); err != nil {
+		return nil, fmt.Errorf("idp: sign in: %w", err)
+	}
+	out, page, err = follow(resp)
+	if err != nil {
+		return nil, fmt.Errorf("idp: after signing in: %w", err)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("idp: signing in led to a page, not back to the client: %.300s", page)
+	}
+	return out, nil
+}
 
 // CheckAccessToken asks the provider's userinfo endpoint whether it accepts
 // accessToken. It returns nil if the token is active.

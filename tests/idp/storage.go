@@ -21,8 +21,9 @@ import (
 // package needs. The example storage keeps doing the bookkeeping of clients,
 // users, device authorizations and tokens; the wrapper adds:
 //
-//   - a public client that may use the device_code and refresh_token grants
-//     (deviceClient);
+//   - a public client that may use the device_code, authorization_code (with
+//     PKCE, loopback redirects) and refresh_token grants (deviceClient), whose
+//     ID tokens live Options.IDTokenLifetime;
 //   - refresh tokens for device logins: the example records them without a
 //     client id, so the client could never refresh them; the wrapper hands
 //     the example a refresh-token-shaped request that carries the client id;
@@ -120,12 +121,15 @@ func (s *wrappedStorage) clientIDOf(r op.TokenRequest) string {
 
 type deviceClient struct {
 	op.Client
-	jwt bool
+	jwt         bool
+	idTokenLife time.Duration
 }
 
 func (c deviceClient) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+	return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 }
+
+func (c deviceClient) IDTokenLifetime() time.Duration { return c.idTokenLife }
 
 func (c deviceClient) AccessTokenType() op.AccessTokenType {
 	if c.jwt {
@@ -140,7 +144,7 @@ func (s *wrappedStorage) GetClientByClientID(ctx context.Context, clientID strin
 		return nil, err
 	}
 	if clientID == s.opts.ClientID {
-		return deviceClient{Client: c, jwt: s.opts.JWTAccessTokens}, nil
+		return deviceClient{Client: c, jwt: s.opts.JWTAccessTokens, idTokenLife: s.opts.IDTokenLifetime}, nil
 	}
 	return c, nil
 }
