@@ -160,8 +160,13 @@ const (
 	PushedTokenKey  = "pushed_token"  // a token pushed into an externaljwt profile
 )
 
+// GrantKey is where a provider records which server and client a stored grant (refresh
+// token, ID token) belongs to, so that a profile redefined for another server never sends
+// it there. Not a secret, but kept beside the secrets it describes.
+const GrantKey = "grant"
+
 // AllSecretKeys lists every key a provider may store.
-var AllSecretKeys = []string{SecretKey, RefreshTokenKey, IDTokenKey, PushedTokenKey}
+var AllSecretKeys = []string{SecretKey, RefreshTokenKey, IDTokenKey, PushedTokenKey, GrantKey}
 
 // Secrets is the secret store as one profile sees it: keys are scoped to the profile.
 type Secrets interface {

@@ -132,10 +132,7 @@ func (p *ClientCredentials) explain(err error, secret string) error {
 // explainCode words an OAuth error answer, with the secret cut out of the description
 // should a server echo it.
 func (p *ClientCredentials) explainCode(doing string, re *oauth2.RetrieveError, secret string) error {
-	desc := re.ErrorDescription
-	if secret != "" {
-		desc = strings.ReplaceAll(desc, secret, "[client secret]")
-	}
+	desc := providers.Scrub(re.ErrorDescription, secret)
 	if desc != "" {
 		desc = ": " + desc
 	}
@@ -154,7 +151,7 @@ func (p *ClientCredentials) explainCode(doing string, re *oauth2.RetrieveError, 
 	case code == "":
 		status := "no answer"
 		if re.Response != nil {
-			status = re.Response.Status
+			status = providers.Scrub(re.Response.Status, secret)
 		}
 		return fmt.Errorf("%s: the token endpoint at %s answered %s without an OAuth error", doing, providers.HostOf(p.tokenURL), status)
 	default:

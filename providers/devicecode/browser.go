@@ -125,7 +125,7 @@ func (p *Provider) redirected(ctx context.Context, c *oauth2.Config, red *loopba
 		if errors.Is(err, context.Canceled) {
 			return nil, errors.New("login cancelled")
 		}
-		return nil, p.explain("exchange the authorization code", err)
+		return nil, p.explain("exchange the authorization code", err, c.ClientSecret, red.Code, verifier)
 	}
 	return p.loggedIn(ctx, tok, sent, nonce)
 }

@@ -12,6 +12,7 @@ package devicecode
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,17 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 	}
 	if cfg.ClientID == "" {
 		return nil, &providers.ConfigError{Key: "client_id", Message: "required: the OAuth client id registered at the identity provider"}
+	}
+	// These go into form bodies and URLs the identity provider reads.
+	for key, v := range map[string]string{"client_id": cfg.ClientID, "audience": cfg.Audience, "resource": cfg.Resource} {
+		if err := providers.CheckSendable(key, v); err != nil {
+			return nil, err
+		}
+	}
+	for _, sc := range cfg.Scopes {
+		if sc == "" || strings.ContainsAny(sc, " \t\r\n") || providers.HasControl(sc) {
+			return nil, &providers.ConfigError{Key: "scopes", Message: fmt.Sprintf("%q is not a scope: one scope per list entry, without spaces", sc)}
+		}
 	}
 	switch {
 	case cfg.Issuer != "" && (cfg.DeviceAuthURL != "" || cfg.TokenURL != "" || cfg.AuthURL != ""):
@@ -282,7 +294,7 @@ func (p *Provider) loginDevice(ctx context.Context, c *oauth2.Config, show func(
 	}
 	da, err := c.DeviceAuth(p.ctx(ctx), authOpts...)
 	if err != nil {
-		return nil, p.explain("start the device login", err)
+		return nil, p.explain("start the device login", err, c.ClientSecret)
 	}
 	if err := checkDeviceAuth(da, time.Now()); err != nil {
 		return nil, err
@@ -310,7 +322,7 @@ func (p *Provider) loginDevice(ctx context.Context, c *oauth2.Config, show func(
 		case errors.Is(err, context.Canceled):
 			return nil, errors.New("login cancelled")
 		}
-		return nil, p.explain("complete the device login", err)
+		return nil, p.explain("complete the device login", err, c.ClientSecret, da.DeviceCode)
 	}
 	received := p.now()
 	return p.loggedIn(outer, tok, received, "")
@@ -344,6 +356,9 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	rt := p.pendingRT
 	p.mu.Unlock()
 	if rt == "" {
+		if err := p.checkGrantOwner(ctx); err != nil {
+			return nil, err
+		}
 		stored, err := p.secrets.Get(ctx, providers.RefreshTokenKey)
 		if errors.Is(err, providers.ErrSecretNotFound) {
 			return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("not logged in; run `authagent login %s`", p.name))
@@ -360,7 +375,7 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 	sent := p.now()
 	tok, err := c.TokenSource(p.ctx(ctx), &oauth2.Token{RefreshToken: rt}).Token()
 	if err != nil {
-		return nil, p.explain("refresh the access token", err)
+		return nil, p.explain("refresh the access token", err, rt, c.ClientSecret)
 	}
 	if tok.AccessToken == "" {
 		return nil, errors.New("the token endpoint answered without an access token")
@@ -380,6 +395,9 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 // token is kept in memory for the next refresh: the old one may already be void, and a
 // crash now must not be the only copy's end if it can be helped.
 func (p *Provider) save(ctx context.Context, tok *oauth2.Token) error {
+	// Which server and client the grant belongs to goes first: a refresh token never
+	// stands in the store without it (a failed write is kept and retried by the agent).
+	p.secrets.Set(ctx, providers.GrantKey, p.grantOwner())
 	if err := p.secrets.Set(ctx, providers.RefreshTokenKey, tok.RefreshToken); err != nil {
 		p.mu.Lock()
 		p.pendingRT = tok.RefreshToken
@@ -390,6 +408,33 @@ func (p *Provider) save(ctx context.Context, tok *oauth2.Token) error {
 	p.pendingRT = ""
 	p.mu.Unlock()
 	return nil
+}
+
+// grantOwner names the server and client this profile's grants are issued by and to: the
+// issuer (or token endpoint) and the client id, hashed.
+func (p *Provider) grantOwner() string {
+	sum := sha256.Sum256([]byte(p.cfg.Issuer + "\n" + p.cfg.TokenURL + "\n" + p.cfg.ClientID))
+	return hex.EncodeToString(sum[:])
+}
+
+// checkGrantOwner refuses a stored grant that another server or client issued: the profile
+// was redefined (add, PUT, a hand edit) since the login, and its refresh token must go
+// neither to the new token endpoint nor to its revocation endpoint. The stale grant is
+// deleted. A grant stored before grants were recorded (no GrantKey) is taken as this one's.
+func (p *Provider) checkGrantOwner(ctx context.Context) error {
+	owner, err := p.secrets.Get(ctx, providers.GrantKey)
+	if errors.Is(err, providers.ErrSecretNotFound) || (err == nil && owner == p.grantOwner()) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the stored grant's owner: %w", err)
+	}
+	for _, k := range []string{providers.RefreshTokenKey, providers.IDTokenKey, providers.GrantKey} {
+		if err := p.secrets.Delete(ctx, k); err != nil {
+			return fmt.Errorf("delete the login of the profile's earlier server: %w", err)
+		}
+	}
+	return providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the stored login was made with another identity provider or client (the profile changed since), so it is not used and was deleted; run `authagent login %s`", p.name))
 }
 
 // credential builds the credential; expires_in counts from sent on the agent's clock
@@ -454,6 +499,11 @@ func checkDeviceAuth(da *oauth2.DeviceAuthResponse, now time.Time) error {
 // it. A failed revocation is reported, but the token is deleted here anyway: the user
 // asked to be logged out.
 func (p *Provider) Logout(ctx context.Context) error {
+	if err := p.checkGrantOwner(ctx); errors.Is(err, providers.ErrNeedsLogin) {
+		return nil // another server's grant: deleted, and not sent to this one's revocation
+	} else if err != nil {
+		return err
+	}
 	rt, err := p.secrets.Get(ctx, providers.RefreshTokenKey)
 	if err != nil && !errors.Is(err, providers.ErrSecretNotFound) {
 		return fmt.Errorf("read refresh token: %w", err)
@@ -479,7 +529,7 @@ func (p *Provider) Logout(ctx context.Context) error {
 	p.id = idToken{loaded: true}
 	p.mu.Unlock()
 	var errs []error
-	for _, k := range []string{providers.RefreshTokenKey, providers.IDTokenKey} {
+	for _, k := range []string{providers.RefreshTokenKey, providers.IDTokenKey, providers.GrantKey} {
 		if err := p.secrets.Delete(ctx, k); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s from the secret store: %w", k, err))
 		}
@@ -520,17 +570,19 @@ func (p *Provider) revoke(ctx context.Context, rt string) error {
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("revocation endpoint answered %s", resp.Status)
+		return fmt.Errorf("revocation endpoint answered %s", providers.Scrub(resp.Status, rt, c.ClientSecret))
 	}
 	return nil
 }
 
 // explain turns an OAuth or network failure into a message that says what happened and
-// what to do next. It never includes a token: only error codes, descriptions and statuses.
-func (p *Provider) explain(doing string, err error) error {
+// what to do next. It never includes a token: only error codes, and descriptions and
+// statuses scrubbed of the known secrets of the call (refresh token, client secret, code,
+// verifier) and of anything shaped like a token, should a server echo one.
+func (p *Provider) explain(doing string, err error, known ...string) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		msg := p.explainCode(doing, re)
+		msg := p.explainCode(doing, re, known)
 		if providers.DeadGrant(re.ErrorCode) || providers.ClientConfigError(re.ErrorCode) {
 			return providers.Mark(providers.ErrNeedsLogin, msg) // no retry helps
 		}
@@ -545,10 +597,10 @@ func (p *Provider) explain(doing string, err error) error {
 }
 
 // explainCode words an OAuth error answer.
-func (p *Provider) explainCode(doing string, re *oauth2.RetrieveError) error {
+func (p *Provider) explainCode(doing string, re *oauth2.RetrieveError, known []string) error {
 	desc := ""
 	if re.ErrorDescription != "" {
-		desc = ": " + re.ErrorDescription
+		desc = ": " + providers.Scrub(re.ErrorDescription, known...)
 	}
 	switch code := re.ErrorCode; {
 	case providers.DeadGrant(code):
@@ -566,7 +618,7 @@ func (p *Provider) explainCode(doing string, re *oauth2.RetrieveError) error {
 	case code == "":
 		status := "no answer"
 		if re.Response != nil {
-			status = re.Response.Status
+			status = providers.Scrub(re.Response.Status, known...)
 		}
 		return fmt.Errorf("%s: the identity provider answered %s without an OAuth error", doing, status)
 	default:

@@ -374,6 +374,10 @@ func TestConfig(t *testing.T) {
 		{"nothing", providers.ProfileConfig{ClientID: "c"}, "issuer"},
 		{"both", providers.ProfileConfig{Issuer: "https://a", TokenURL: "https://a/t", ClientID: "c"}, "issuer"},
 		{"apikey key", providers.ProfileConfig{Issuer: "https://a", ClientID: "c", KeyID: "k"}, "key_id"},
+		{"scope with a space", providers.ProfileConfig{Issuer: "https://a", ClientID: "c", Scopes: []string{"openid profile"}}, "scopes"},
+		{"empty scope", providers.ProfileConfig{Issuer: "https://a", ClientID: "c", Scopes: []string{""}}, "scopes"},
+		{"client id with a line break", providers.ProfileConfig{Issuer: "https://a", ClientID: "c\r\nX: y"}, "client_id"},
+		{"audience with an escape", providers.ProfileConfig{Issuer: "https://a", ClientID: "c", Audience: "api\x1b[2J"}, "audience"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
@@ -478,5 +482,80 @@ func TestErrorObjectsWith200(t *testing.T) {
 	_, err = p.Fetch(context.Background())
 	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "bad_refresh_token") {
 		t.Errorf("token endpoint 200 + bad_refresh_token: got %v, want ErrNeedsLogin naming the code", err)
+	}
+}
+
+// An identity provider that echoes the refresh token or client secret in its
+// error_description or status line does not get them into the error (and so last_error,
+// the log, list and events).
+func TestEchoedSecretsScrubbed(t *testing.T) {
+	const rt, cs = "rt-canary-1234", "cs-canary-5678"
+	for name, answer := range map[string]func(w http.ResponseWriter, r *http.Request, _ int){
+		"error_description": func(w http.ResponseWriter, r *http.Request, _ int) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(400)
+			fmt.Fprintf(w, `{"error":"invalid_grant","error_description":"refresh_token %s for client secret %s is revoked"}`, r.Form.Get("refresh_token"), cs)
+		},
+		"other code": func(w http.ResponseWriter, r *http.Request, _ int) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(400)
+			fmt.Fprintf(w, `{"error":"server_error","error_description":"could not refresh %s"}`, r.Form.Get("refresh_token"))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeIdP(t)
+			f.token = answer
+			p, _ := newProvider(t, f, false, map[string]string{providers.RefreshTokenKey: rt, providers.SecretKey: cs})
+			_, err := p.Fetch(context.Background())
+			if err == nil || strings.Contains(err.Error(), rt) || strings.Contains(err.Error(), cs) || !strings.Contains(err.Error(), "[redacted]") {
+				t.Errorf("got %v; want an error with the secrets redacted", err)
+			}
+		})
+	}
+}
+
+// A profile redefined for another server or client never sends the stored refresh token
+// there: not to its token endpoint, not to its revocation endpoint.
+func TestGrantOfAnotherServerNotSent(t *testing.T) {
+	a, b := newFakeIdP(t), newFakeIdP(t)
+	a.token = tokens("at-a", "rt-from-a", 3600)
+	var toB []string
+	b.token = func(w http.ResponseWriter, r *http.Request, n int) {
+		toB = append(toB, r.Form.Get("refresh_token"))
+		tokens("at-b", "rt-from-b", 3600)(w, r, n)
+	}
+	pa, s := newProvider(t, a, false, map[string]string{providers.RefreshTokenKey: "rt-0"})
+	if _, err := pa.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The same name, now pointing at server b (as `authagent add` or a hand edit would).
+	pb, err := New(&providers.ProfileConfig{Provider: Name, ClientID: "cli", DeviceAuthURL: b.URL + "/device", TokenURL: b.URL + "/token", RevocationURL: b.URL + "/revoke"},
+		providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pb.(*Provider).Fetch(context.Background())
+	if !errors.Is(err, providers.ErrNeedsLogin) || !strings.Contains(err.Error(), "another identity provider") {
+		t.Fatalf("fetch after the redefinition: %v; want needs_login saying the login belongs to another server", err)
+	}
+	if err := pb.(*Provider).Logout(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	revokedAtB := b.revoked
+	b.mu.Unlock()
+	if len(toB) != 0 || len(revokedAtB) != 0 {
+		t.Errorf("server b received refresh tokens %q and revocations %q; want none", toB, revokedAtB)
+	}
+	if _, err := s.Get(context.Background(), providers.RefreshTokenKey); !errors.Is(err, providers.ErrSecretNotFound) {
+		t.Errorf("a's refresh token is still stored: %v", err)
+	}
+	// The same server and client again: the grant is used as before.
+	pa2, _ := newProvider(t, a, false, nil)
+	pa2.secrets = s
+	s.Set(context.Background(), providers.RefreshTokenKey, "rt-again")
+	s.Set(context.Background(), providers.GrantKey, pa2.grantOwner())
+	if _, err := pa2.Fetch(context.Background()); err != nil {
+		t.Errorf("the grant of the same server: %v", err)
 	}
 }
