@@ -180,6 +180,13 @@ func (p *profile) startLogin(ctx context.Context, opts providers.LoginOptions) (
 		}
 		return nil, providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", p.name, err))
 	case <-ctx.Done():
+		// The client left before the login showed anything: nobody will complete it. End
+		// it quietly; what the profile said before (say, "run authagent login") stands.
+		p.mu.Lock()
+		if p.loginGen == gen {
+			p.loginQuiet = true
+		}
+		p.mu.Unlock()
 		cancel()
 		return nil, ctx.Err()
 	}
@@ -199,9 +206,15 @@ func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, me
 		return
 	}
 	now := p.a.clock.Now()
+	quiet := p.loginQuiet
+	p.loginQuiet = false
 	if err != nil {
-		p.lastErr = "login failed: " + err.Error()
-		p.a.log.Warn("login failed", "profile", p.name, "error", err)
+		if quiet {
+			p.a.log.Info("login abandoned by its client before it showed anything", "profile", p.name)
+		} else {
+			p.lastErr = "login failed: " + err.Error()
+			p.a.log.Warn("login failed", "profile", p.name, "error", err)
+		}
 		p.notifyLocked(true)
 		return
 	}
@@ -264,6 +277,9 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	}
 	if err == nil {
 		err = providers.CheckArrival(cred.ExpiresAt, a.clock.Now(), nil)
+	}
+	if errors.Is(err, providers.ErrSecretStore) {
+		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s: %w", name, err)) // the store, not the token
 	}
 	if err != nil {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: %w", name, err))

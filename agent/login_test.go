@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -189,4 +190,38 @@ func TestSign(t *testing.T) {
 			t.Errorf("sign for %s: %v, want refused", u, err)
 		}
 	}
+}
+
+// A login whose client leaves before the challenge is shown ends quietly: what the profile
+// said before stands, instead of "login failed: … context canceled".
+func TestLoginAbandonedQuietly(t *testing.T) {
+	a, _, _ := newLoginHarnessFor(t, func(lp *loginProvider) providers.Provider { return &slowLogin{lp} })
+	before, _ := a.Profile("work")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := a.Login(ctx, "work"); err == nil {
+		t.Fatal("a login whose client left succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, _ := a.Profile("work")
+		if info.State != StateLoginPending {
+			if info.LastError != before.LastError {
+				t.Errorf("last_error %q after an abandoned login, want it unchanged: %q", info.LastError, before.LastError)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned login did not end")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// slowLogin waits for its context before it would show anything.
+type slowLogin struct{ *loginProvider }
+
+func (p *slowLogin) Login(ctx context.Context, show func(providers.Challenge)) (*providers.Credential, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("read client secret: %w", ctx.Err())
 }

@@ -93,6 +93,7 @@ type profile struct {
 	loginCancel context.CancelFunc // set while a login runs
 	loginDone   chan struct{}      // closed when the last login's goroutine ended
 	loginGen    int                // bumped by every login and logout
+	loginQuiet  bool               // the login's client left before it showed anything
 	stopped     bool
 	stopping    chan struct{}      // closed by stop
 	stopWatch   context.CancelFunc // ends a Watcher's watch

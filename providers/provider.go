@@ -148,6 +148,10 @@ var ErrNeedsLogin = errors.New("needs login")
 // sign, a bad pushed token), as opposed to a failure of the source.
 var ErrInvalidRequest = errors.New("invalid request")
 
+// ErrSecretStore marks a failure of the secret store (a locked or missing keyring), as
+// opposed to one of what the caller gave.
+var ErrSecretStore = errors.New("secret store")
+
 // ErrSecretNotFound is returned by Secrets.Get when nothing is stored under the key.
 var ErrSecretNotFound = errors.New("secret not found")
 

@@ -265,4 +265,3 @@ func TestStderrHiddenWhenSecretsUnknown(t *testing.T) {
 		t.Errorf("Fetch: got %v, want the failure without its stderr", err)
 	}
 }
-

@@ -304,7 +304,7 @@ func (p *Provider) Push(ctx context.Context, token string, expiresAt time.Time) 
 		return nil, fmt.Errorf("encode pushed token: %w", err)
 	}
 	if err := p.secrets.Set(ctx, providers.PushedTokenKey, string(b)); err != nil {
-		return nil, fmt.Errorf("store pushed token: %w", err)
+		return nil, providers.Mark(providers.ErrSecretStore, fmt.Errorf("store pushed token: %w", err))
 	}
 	return cred, nil
 }

@@ -716,4 +716,3 @@ func TestJWKS(t *testing.T) {
 		})
 	}
 }
-
