@@ -210,7 +210,11 @@ restart. Its expiry comes from --expires-at (RFC 3339), else from the JWT's exp 
 			if err != nil {
 				return err
 			}
-			return c.client.PushToken(cmd.Context(), args[0], tok, exp)
+			if err := c.client.PushToken(cmd.Context(), args[0], tok, exp); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "token pushed to %s\n", args[0])
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&expiresAt, "expires-at", "", "when the token expires (RFC 3339)")

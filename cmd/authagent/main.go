@@ -99,7 +99,21 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 	}
 	root.SetVersionTemplate("authagent {{.Version}}\n") // as `authagent version` prints it
 	root.SetFlagErrorFunc(flagError)
-	root.PersistentFlags().StringVar(&c.socket, "socket", "", "agent socket (default $AUTHAGENT_SOCK, else $XDG_RUNTIME_DIR/authagent/agent.sock)")
+	root.PersistentFlags().StringVar(&c.socket, "socket", "", "agent socket (default $AUTHAGENT_SOCK, else $XDG_RUNTIME_DIR/authagent/agent.sock, else /tmp/authagent-$UID/agent.sock)")
+	// `authagent help lsit` is a mistake like `authagent lsit`: say so, with a suggestion.
+	defaultHelp := root.HelpFunc()
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "Help about any command",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return noArgs(root, args)
+			}
+			defaultHelp(target, nil)
+			return nil
+		},
+	})
 	root.AddCommand(
 		newServeCmd(c),
 		newStartCmd(c),
