@@ -235,7 +235,7 @@ func TestMistakesGetHelp(t *testing.T) {
 		{[]string{"lsit", "--json"}, []string{`unknown command "lsit"`, "did you mean list?"}},
 		{[]string{"git", "setpu"}, []string{"did you mean setup?", "Run 'authagent git --help' for usage."}},
 		{[]string{"add", "x", "--provider", "apikye"}, []string{"did you mean apikey?", "Run 'authagent add --help' for usage."}},
-		{[]string{"add", "x", "--provider", "nope"}, []string{`--provider "nope"`, "apikey, devicecode or externaljwt"}},
+		{[]string{"add", "x", "--provider", "nope"}, []string{`--provider "nope"`, "apikey, devicecode, oidc or externaljwt"}},
 		{[]string{"add", "x", "--provider", "apikey", "--mode", "sigv5"}, []string{"did you mean sigv4?"}},
 		{[]string{"add", "x", "--provder", "apikey"}, []string{"did you mean --provider?", "Run 'authagent add --help' for usage."}},
 		{[]string{"list", "--jsn"}, []string{"did you mean --json?", "Run 'authagent list --help' for usage."}},
