@@ -40,10 +40,17 @@ type Agent struct {
 	ctx    context.Context // cancelled by Close; parent of every fetch
 	cancel context.CancelFunc
 
-	editMu   sync.Mutex // held through PutProfile and DeleteProfile: each is one change of secrets and file
-	mu       sync.Mutex // guards profiles, cfg and editing the config file
+	// Locks are taken in this order. editMu is held through PutProfile, DeleteProfile and
+	// SetSecret: each is one change of secrets and file. fileMu is held while the config
+	// file is edited or reloaded, and guards text; cfg changes under fileMu and mu. mu
+	// guards profiles and cfg; it is not held while the file is written, so requests are
+	// served meanwhile.
+	editMu   sync.Mutex
+	fileMu   sync.Mutex
+	mu       sync.Mutex
 	cfg      *Config
-	profiles map[string]*profile
+	text     *configText // the config file as last read or written (see editConfig); nil when unknown
+	profiles profileSet
 
 	grantsMu sync.Mutex
 	grants   map[string]*grant // see grantOf
@@ -102,13 +109,13 @@ func New(opts Options) (*Agent, error) {
 	}
 	opts.HTTPClient = &hc
 	a := &Agent{
-		opts:     opts,
-		clock:    opts.Clock,
-		log:      opts.Logger,
-		store:    opts.Store,
-		started:  opts.Clock.Now(),
-		cfg:      opts.Config,
-		profiles: make(map[string]*profile),
+		opts:    opts,
+		clock:   opts.Clock,
+		log:     opts.Logger,
+		store:   opts.Store,
+		started: opts.Clock.Now(),
+		cfg:     opts.Config,
+		text:    opts.Config.text,
 
 		startStore: storeKind(opts.Config.SecretStore),
 	}
@@ -117,8 +124,9 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	for name, p := range built {
-		a.profiles[name] = p
+	a.profiles = newProfileSet(built)
+	a.cfg = a.cfg.served()
+	for _, p := range built {
 		p.start()
 	}
 	return a, nil
@@ -127,10 +135,7 @@ func New(opts Options) (*Agent, error) {
 // Close stops all timers, cancels fetches in flight and ends every event subscription.
 func (a *Agent) Close() {
 	a.mu.Lock()
-	ps := make([]*profile, 0, len(a.profiles))
-	for _, p := range a.profiles {
-		ps = append(ps, p)
-	}
+	ps := a.profiles.all()
 	a.mu.Unlock()
 	// Fetches in flight may hold a rotated refresh token the IdP already issued: let them
 	// save it before their context goes.
@@ -202,7 +207,7 @@ func (a *Agent) providerNames() string {
 
 func (a *Agent) lookup(name string) (*profile, error) {
 	a.mu.Lock()
-	p := a.profiles[name]
+	p := a.profiles.get(name)
 	a.mu.Unlock()
 	if p == nil {
 		return nil, providers.Mark(ErrUnknownProfile, fmt.Errorf("no profile %q; `authagent list` shows the profiles, `authagent add %s --provider KIND` defines one", name, name))
@@ -230,7 +235,7 @@ type Status struct {
 // went wrong with the last reload.
 func (a *Agent) Status() Status {
 	a.mu.Lock()
-	n := len(a.profiles)
+	n := a.profiles.len()
 	configErr, configWarning := a.reloadErr, a.restartWarningLocked()
 	a.mu.Unlock()
 	return Status{
@@ -265,10 +270,7 @@ func (a *Agent) restartWarningLocked() string {
 // Profiles lists every profile, sorted by name.
 func (a *Agent) Profiles() []ProfileInfo {
 	a.mu.Lock()
-	ps := make([]*profile, 0, len(a.profiles))
-	for _, p := range a.profiles {
-		ps = append(ps, p)
-	}
+	ps := a.profiles.all()
 	a.mu.Unlock()
 	out := make([]ProfileInfo, 0, len(ps))
 	for _, p := range ps {
@@ -323,23 +325,15 @@ func (a *Agent) CredentialForURL(ctx context.Context, target *url.URL, minValid 
 	return a.Credential(ctx, name, minValid, target)
 }
 
-// ProfileForURL picks the profile whose hosts match the URL best. Ties go to the profile
-// whose name sorts first.
+// ProfileForURL picks the profile whose hosts match the URL best (see hostMatch). Ties go
+// to the profile whose name sorts first. It looks up an index of the hosts, so its cost
+// does not grow with the number of profiles.
 func (a *Agent) ProfileForURL(target *url.URL) (string, error) {
 	if target == nil || target.Host == "" {
 		return "", providers.Mark(ErrBadRequest, errors.New("url must be absolute, like https://api.example.com/path"))
 	}
-	host, port := target.Hostname(), urlPort(target)
-	best, bestScore := "", 0
 	a.mu.Lock()
-	for name, p := range a.profiles {
-		for _, h := range p.cfg.Hosts {
-			s := hostMatch(h, host, port)
-			if s > bestScore || (s == bestScore && s > 0 && name < best) {
-				best, bestScore = name, s
-			}
-		}
-	}
+	best := a.profiles.hosts.best(target.Hostname(), urlPort(target))
 	a.mu.Unlock()
 	if best == "" {
 		return "", providers.Mark(ErrNoProfile, fmt.Errorf("no profile lists host %s in its hosts", target.Host))
@@ -418,10 +412,12 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 		delete(a.pending, account) // an older value waiting to be written back must not return
 		a.pendingMu.Unlock()
 	}
-	a.mu.Lock()
+	a.fileMu.Lock()
+	defer a.fileMu.Unlock()
 	path := a.cfg.Path
-	if err := WriteProfile(path, name, pc); err != nil {
-		a.mu.Unlock()
+	text, err := writeProfile(path, name, pc, a.text)
+	a.text = text
+	if err != nil {
 		err = fmt.Errorf("write profile %s to %s: %w", name, path, err)
 		if undo != nil {
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
@@ -435,8 +431,9 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 		}
 		return providers.Mark(ErrUnavailable, err)
 	}
-	old := a.profiles[name]
-	a.profiles[name] = p
+	a.mu.Lock()
+	old := a.profiles.get(name)
+	a.profiles.put(p)
 	a.cfg.Profiles[name] = pc
 	typ := EventAdded
 	if old != nil {
@@ -487,7 +484,7 @@ func (a *Agent) SetSecret(ctx context.Context, name, secret string) error {
 	a.pendingMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	old := a.profiles[name]
+	old := a.profiles.get(name)
 	if old == nil {
 		// A reload removed the profile after the secret was stored; a profile defined
 		// again under this name finds it.
@@ -499,7 +496,7 @@ func (a *Agent) SetSecret(ctx context.Context, name, secret string) error {
 		return fmt.Errorf("profile %s: the secret is stored, but the profile cannot be served afresh: %w", name, err)
 	}
 	old.stop()
-	a.profiles[name] = p
+	a.profiles.put(p)
 	a.log.Info("secret stored", "profile", name)
 	a.publish(EventChanged, p.info())
 	p.start()
@@ -518,7 +515,7 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
 	defer cancel()
 	a.mu.Lock()
-	p := a.profiles[name]
+	p := a.profiles.get(name)
 	if p == nil {
 		a.mu.Unlock()
 		_, err := a.lookup(name)
@@ -526,7 +523,7 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 	}
 	// Out of service first, so that no request starts a fetch or a login that would store
 	// a secret after we deleted it; the file keeps the table until the secrets are gone.
-	delete(a.profiles, name)
+	a.profiles.remove(name)
 	a.mu.Unlock()
 	p.stop()
 	// A refresh still in flight would store its rotated token after we deleted it.
@@ -543,19 +540,23 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 		a.revive(p)
 		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is kept: deleting its secrets failed, try again: %w", name, errors.Join(errs...)))
 	}
-	a.mu.Lock()
+	a.fileMu.Lock()
 	path := a.cfg.Path
-	if err := RemoveProfile(path, name); err != nil && !errors.Is(err, ErrNoSuchProfile) {
-		a.mu.Unlock()
+	text, err := removeProfile(path, name, a.text)
+	a.text = text
+	if err != nil && !errors.Is(err, ErrNoSuchProfile) {
+		a.fileMu.Unlock()
 		a.revive(p)
 		return providers.Mark(ErrUnavailable, fmt.Errorf("remove profile %s from %s (its secrets are deleted already; try again): %w", name, path, err))
 	}
-	if q := a.profiles[name]; q != nil {
+	a.mu.Lock()
+	if q := a.profiles.get(name); q != nil {
 		q.stop() // a reload brought it back meanwhile
 	}
-	delete(a.profiles, name)
+	a.profiles.remove(name)
 	delete(a.cfg.Profiles, name)
 	a.mu.Unlock()
+	a.fileMu.Unlock()
 	info := p.info()
 	a.log.Info("profile removed", "profile", name)
 	a.publish(EventRemoved, info)
@@ -572,10 +573,10 @@ func (a *Agent) revive(p *profile) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.profiles[p.name] != nil {
+	if a.profiles.get(p.name) != nil {
 		return
 	}
-	a.profiles[p.name] = np
+	a.profiles.put(np)
 	a.publish(EventChanged, np.info())
 	np.start()
 }
@@ -589,9 +590,13 @@ func (a *Agent) revive(p *profile) {
 // secret_store = "…" removes every profile. Status reports the error until a reload
 // works (ConfigError), and a changed secret_store, which needs a restart (ConfigWarning).
 func (a *Agent) Reload() error {
+	a.fileMu.Lock() // PutProfile and DeleteProfile edit the file under it
+	defer a.fileMu.Unlock()
+	path := a.cfg.Path
+	cfg, err := reloadConfig(path) // parsed before mu is taken: requests are served meanwhile
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	err := a.reloadLocked()
+	err = a.reloadLocked(path, cfg, err)
 	a.reloadErr = ""
 	if err != nil {
 		a.reloadErr = err.Error()
@@ -599,12 +604,11 @@ func (a *Agent) Reload() error {
 	return err
 }
 
-func (a *Agent) reloadLocked() error {
-	path := a.cfg.Path
-	cfg, err := reloadConfig(path) // under a.mu: PutProfile edits the file under it too
+// reloadLocked applies what reloadConfig(path) returned; a.fileMu and a.mu are held.
+func (a *Agent) reloadLocked(path string, cfg *Config, err error) error {
 	if errors.Is(err, ErrNoConfig) {
-		kept := fmt.Sprintf("the %d profiles", len(a.profiles))
-		if len(a.profiles) == 1 {
+		kept := fmt.Sprintf("the %d profiles", a.profiles.len())
+		if a.profiles.len() == 1 {
 			kept = "the 1 profile"
 		}
 		return providers.Mark(ErrUnavailable, fmt.Errorf("%w; kept %s loaded before. An editor or sync tool may be saving it: "+
@@ -625,7 +629,7 @@ func (a *Agent) reloadLocked() error {
 	var fresh []*profile
 	var errs []error
 	for name, pc := range cfg.Profiles {
-		if old := a.profiles[name]; old != nil && sameConfig(old.cfg, pc) {
+		if old := a.profiles.get(name); old != nil && sameConfig(old.cfg, pc) {
 			next[name] = old
 			continue
 		}
@@ -640,7 +644,7 @@ func (a *Agent) reloadLocked() error {
 	if len(errs) > 0 {
 		return providers.Mark(ErrBadRequest, errors.Join(errs...))
 	}
-	for name, old := range a.profiles {
+	for name, old := range a.profiles.byName {
 		if next[name] != old {
 			old.stop()
 			if next[name] == nil {
@@ -650,14 +654,61 @@ func (a *Agent) reloadLocked() error {
 	}
 	for _, p := range fresh {
 		typ := EventAdded
-		if a.profiles[p.name] != nil {
+		if a.profiles.get(p.name) != nil {
 			typ = EventChanged
 		}
 		a.publish(typ, p.info())
 		p.start()
 	}
-	a.profiles = next
-	a.cfg = cfg
+	a.profiles = newProfileSet(next)
+	a.cfg = cfg.served()
+	a.text = cfg.text
 	a.log.Info("config reloaded", "path", path, "profiles", len(next), "changed", len(fresh))
 	return nil
+}
+
+// profileSet is the profiles an agent serves, by name, with their hosts indexed for
+// ProfileForURL. The agent's mu guards it.
+type profileSet struct {
+	byName map[string]*profile
+	hosts  hostIndex
+}
+
+func newProfileSet(ps map[string]*profile) profileSet {
+	s := profileSet{byName: ps}
+	if s.byName == nil {
+		s.byName = map[string]*profile{}
+	}
+	for name, p := range ps {
+		s.hosts.add(name, p.cfg.Hosts)
+	}
+	return s
+}
+
+func (s *profileSet) get(name string) *profile { return s.byName[name] }
+
+func (s *profileSet) len() int { return len(s.byName) }
+
+func (s *profileSet) all() []*profile {
+	ps := make([]*profile, 0, len(s.byName))
+	for _, p := range s.byName {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// put serves p in place of the profile of the same name, if any. A profile's hosts do
+// not change while it is served (a change makes a new profile), so the index can take
+// out the old one's by its config.
+func (s *profileSet) put(p *profile) {
+	s.remove(p.name)
+	s.byName[p.name] = p
+	s.hosts.add(p.name, p.cfg.Hosts)
+}
+
+func (s *profileSet) remove(name string) {
+	if old := s.byName[name]; old != nil {
+		s.hosts.remove(name, old.cfg.Hosts)
+		delete(s.byName, name)
+	}
 }
