@@ -521,6 +521,20 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 		_, err := a.lookup(name)
 		return err
 	}
+	a.mu.Unlock()
+	// A file that will not take the edit (a hand edit broke another table) is found before
+	// the secrets are gone, not after.
+	a.fileMu.Lock()
+	err := checkEditable(a.cfg.Path, a.text)
+	a.fileMu.Unlock()
+	if err != nil {
+		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is kept, with its secrets: %w", name, err))
+	}
+	a.mu.Lock()
+	if a.profiles.get(name) != p {
+		a.mu.Unlock()
+		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s changed while it was being removed; try again", name))
+	}
 	// Out of service first, so that no request starts a fetch or a login that would store
 	// a secret after we deleted it; the file keeps the table until the secrets are gone.
 	a.profiles.remove(name)

@@ -163,6 +163,30 @@ func editConfig(path, name string, known *configText, edit func(*configText, []c
 	return ed, nil
 }
 
+// checkEditable reports why the config file at path could not be edited now, before a
+// caller does anything it could not undo: nil when the file holds known (which loads) or
+// loads as it is; else the load error, with its line.
+func checkEditable(path string, known *configText) error {
+	target := path
+	if t, err := filepath.EvalSymlinks(path); err == nil {
+		target = t
+	}
+	if _, same, err := fileHolds(target, known); err != nil || same {
+		return err
+	}
+	data, err := os.ReadFile(target)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read config: %w", err)
+	}
+	if _, err := ParseConfig(path, data); err != nil {
+		return fmt.Errorf("fix the config file first: %w", err)
+	}
+	return nil
+}
+
 // fileHolds returns the mode of the file at path (0600 when there is none) and whether
 // it holds exactly the text of known, which it reads in chunks, so that checking a large
 // file allocates little. A missing file is no error.

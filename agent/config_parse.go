@@ -22,6 +22,9 @@ import (
 // *ConfigError with path, line and key; when there are several, they are joined
 // (errors.Join) in the order of their lines.
 func ParseConfig(path string, data []byte) (*Config, error) {
+	if bytes.HasPrefix(data, []byte("\ufeff")) {
+		return nil, &ConfigError{Path: path, Line: 1, Key: "", Message: "the file starts with a byte order mark (BOM), which TOML does not allow; save it as UTF-8 without one"}
+	}
 	doc, scanErr := scanConfig(data) // a syntax error comes with its position from the decoder too
 	c := &Config{Path: path, lines: doc.lines}
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -252,5 +253,39 @@ func TestNoProfileErrorKeepsPort(t *testing.T) {
 	_, err := h.a.ProfileForURL(u)
 	if !errors.Is(err, ErrNoProfile) || !strings.Contains(err.Error(), "127.0.0.1:8080") {
 		t.Errorf("ProfileForURL(%s): %v, want ErrNoProfile naming 127.0.0.1:8080", u, err)
+	}
+}
+
+// Removing a profile from a file that a hand edit broke elsewhere keeps the profile and its
+// secrets, and says which line to fix, instead of deleting the secrets and then failing.
+func TestDeleteWithBrokenFileKeepsSecrets(t *testing.T) {
+	h := newHarness(t, nil, 0.5, func(*fakeClock, int) (*providers.Credential, error) { return &providers.Credential{Token: "t"}, nil })
+	ctx := context.Background()
+	secret := "canary-3b9d"
+	if err := h.a.PutProfile(ctx, "hub", &providers.ProfileConfig{Provider: "fake", Hosts: []string{"api.example.com"}}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(h.path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "\n[profile.zz]\nprovider = \"fake\"\nbogus = 1\n")
+	f.Close()
+	err = h.a.DeleteProfile(ctx, "hub")
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "bogus") || !strings.Contains(err.Error(), "kept") {
+		t.Fatalf("got %v; want 503 saying the profile is kept and naming the bad key", err)
+	}
+	if got, err := h.store.Get(ctx, "hub/secret"); err != nil || got != secret {
+		t.Errorf("the secret after the refused removal: %q, %v; want it kept", got, err)
+	}
+	if _, err := h.a.Profile("hub"); err != nil {
+		t.Errorf("the profile after the refused removal: %v", err)
+	}
+}
+
+func TestConfigWithBOM(t *testing.T) {
+	_, err := ParseConfig("config.toml", []byte("\ufeff[profile.a]\nprovider = \"apikey\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "byte order mark") {
+		t.Errorf("got %v, want an error that names the byte order mark", err)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/authagent/authagent/providers"
 )
 
 // hostMatch reports how well a hosts entry matches a URL host and port: 0 for no match,
@@ -158,8 +161,11 @@ func isLoopback(host string) bool {
 
 // validHostEntry checks one hosts entry from the config.
 func validHostEntry(e string) error {
-	if e == "" || strings.ContainsAny(e, "/ \t@?#") {
+	if e == "" || strings.ContainsAny(e, "/ \t@?#") || providers.HasControl(e) || !utf8.ValidString(e) {
 		return fmt.Errorf("%q is not a host name: want \"api.example.com\", \"api.example.com:8443\" or \"*.example.com\"", e)
+	}
+	if strings.HasSuffix(e, ".") {
+		return fmt.Errorf("%q ends in a dot; write it without (%q)", e, strings.TrimSuffix(e, "."))
 	}
 	h := e
 	if hh, _, err := net.SplitHostPort(e); err == nil {

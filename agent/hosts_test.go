@@ -215,3 +215,21 @@ func TestProfileForURLFollowsChanges(t *testing.T) {
 		t.Errorf("after the reload the index holds hosts of %q, want %q", names, want)
 	}
 }
+
+func TestValidHostEntry(t *testing.T) {
+	for e, ok := range map[string]bool{
+		"api.example.com": true, "api.example.com:8443": true, "*.example.com": true, "[::1]:8080": true,
+		"":                               false,
+		"a b":                            false,
+		"\x1b]0;pwned\x07\x1b[31mRED":    false, // would write escapes to a terminal (list, git setup)
+		"evil.example\rgood.example.com": false,
+		"a.com\x00b":                     false,
+		"api.example.com.":               false, // never matches; say so
+		"a.*.example.com":                false,
+		"\xff.example.com":               false,
+	} {
+		if err := validHostEntry(e); (err == nil) != ok {
+			t.Errorf("validHostEntry(%q) = %v, want ok=%v", e, err, ok)
+		}
+	}
+}
