@@ -471,7 +471,12 @@ func (w *keyringWrite) setValue(ctx context.Context, account, value string) erro
 	}
 
 	// The value is in place. Tidying that fails leaves only unreferenced entries, which
-	// the marker hands to the next write or delete of the account.
+	// the marker hands to the next write or delete of the account. Without a marker there
+	// is nothing to tidy (chunks are written only after one), so a plain value costs no
+	// search of the keyring, which grows with every profile.
+	if !st.marker && len(todo) == 0 && gen == "" {
+		return nil
+	}
 	st.gen, st.n, st.pending = gen, len(chunks), todo
 	if _, err := w.tidy(ctx, account, st); err != nil {
 		w.s.logger().Warn("could not delete old keyring chunks; the next write or delete of the account will",
@@ -491,8 +496,10 @@ func (w *keyringWrite) deleteValue(ctx context.Context, account string) error {
 		st.pending = addPending(st.pending, chunkGen{st.gen, st.n})
 	}
 	st.gen, st.n = "", 0
-	if _, err := w.tidy(ctx, account, st); err != nil {
-		return err
+	if st.marker || len(st.pending) > 0 {
+		if _, err := w.tidy(ctx, account, st); err != nil {
+			return err
+		}
 	}
 	return w.del(ctx, account)
 }
