@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,6 +190,11 @@ func (a *Agent) build(name string, pc *providers.ProfileConfig) (*profile, error
 		HTTPClient: a.opts.HTTPClient,
 		Logger:     a.log.With("profile", name),
 		Now:        a.clock.Now,
+		// A token exchange's subject_profile (see subject.go).
+		ProfileToken: func(ctx context.Context, subject string, idToken bool, sendTo *url.URL) (string, time.Time, error) {
+			return a.profileToken(ctx, name, subject, idToken, sendTo)
+		},
+		ProfileChanged: a.profileChanged,
 	})
 	if err != nil {
 		return nil, err
@@ -210,9 +216,30 @@ func (a *Agent) lookup(name string) (*profile, error) {
 	p := a.profiles.get(name)
 	a.mu.Unlock()
 	if p == nil {
+		if near := a.nearestProfile(name); near != "" {
+			return nil, providers.Mark(ErrUnknownProfile, fmt.Errorf("no profile %q; did you mean %q? (`authagent list` shows the profiles)", name, near))
+		}
 		return nil, providers.Mark(ErrUnknownProfile, fmt.Errorf("no profile %q; `authagent list` shows the profiles, `authagent add %s --provider KIND` defines one", name, name))
 	}
 	return p, nil
+}
+
+// nearestProfile is the defined profile whose name is closest to name (case aside, at
+// most two edits away), or "". Names are compared only when there are few enough for it
+// to be cheap.
+func (a *Agent) nearestProfile(name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.profiles.len() > 1000 {
+		return ""
+	}
+	best, bestD := "", 3
+	for _, p := range a.profiles.all() {
+		if d := editDistance(strings.ToLower(name), strings.ToLower(p.name)); d < bestD || d == bestD && p.name < best {
+			best, bestD = p.name, d
+		}
+	}
+	return best
 }
 
 // Status describes the agent.

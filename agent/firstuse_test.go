@@ -289,3 +289,14 @@ func TestConfigWithBOM(t *testing.T) {
 		t.Errorf("got %v, want an error that names the byte order mark", err)
 	}
 }
+
+func TestUnknownProfileSuggestsNearest(t *testing.T) {
+	h := newHarness(t, nil, 0.5, func(*fakeClock, int) (*providers.Credential, error) { return &providers.Credential{Token: "t"}, nil })
+	h.settle(t)
+	for name, want := range map[string]string{"P": `did you mean "p"`, "q": `did you mean "p"`, "completely-different": "authagent add completely-different"} {
+		_, err := h.a.Profile(name)
+		if !errors.Is(err, ErrUnknownProfile) || !strings.Contains(err.Error(), want) {
+			t.Errorf("profile %q: %v; want it to say %s", name, err, want)
+		}
+	}
+}
