@@ -21,6 +21,7 @@ import (
 
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/ipc/server"
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
 	"github.com/authagent/authagent/providers/devicecode"
@@ -588,13 +589,13 @@ func minus(a, b []string) []string {
 
 const apiDoc = "docs/api.md"
 
-// routeTable reads the patterns ("METHOD /path") of the route table in ipc's
+// routeTable reads the patterns ("METHOD /path") of the route table in ipc/server's
 // Server.Handler: the string literal that starts each row of the composite literal of
 // slice type in its body.
 func routeTable(t *testing.T) []string {
 	t.Helper()
 	var routes []string
-	ast.Inspect(parseGo(t, "ipc/server.go"), func(n ast.Node) bool {
+	ast.Inspect(parseGo(t, "ipc/server/server.go"), func(n ast.Node) bool {
 		fd, ok := n.(*ast.FuncDecl)
 		if !ok || fd.Recv == nil || fd.Name.Name != "Handler" {
 			return true
@@ -627,7 +628,7 @@ func routeTable(t *testing.T) []string {
 		return false
 	})
 	if len(routes) == 0 {
-		t.Fatal("found no route table in Server.Handler (ipc/server.go)")
+		t.Fatal("found no route table in Server.Handler (ipc/server/server.go)")
 	}
 	return routes
 }
@@ -769,14 +770,16 @@ func httpStatuses(t *testing.T) map[string]int {
 	return m
 }
 
-// codeStatuses reads, from the non-test files of package ipc, which HTTP statuses each
-// error code is sent with: every composite literal that holds one http.StatusX and one
-// CodeX among its elements (&Error{Status: …, Code: …}, and the rows of apiError's table).
+// codeStatuses reads, from the non-test files of package ipc/server, which HTTP statuses
+// each error code is sent with: every composite literal that holds one http.StatusX and
+// one ipc.CodeX among its elements (&ipc.Error{Status: …, Code: …}, and the rows of
+// apiError's table).
 func codeStatuses(t *testing.T, codes map[string]string) map[string][]int {
 	t.Helper()
 	statuses := httpStatuses(t)
 	out := map[string][]int{}
-	files, err := os.ReadDir("ipc")
+	const dir = "ipc/server"
+	files, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -784,7 +787,7 @@ func codeStatuses(t *testing.T, codes map[string]string) map[string][]int {
 		if !strings.HasSuffix(fi.Name(), ".go") || strings.HasSuffix(fi.Name(), "_test.go") {
 			continue
 		}
-		ast.Inspect(parseGo(t, "ipc/"+fi.Name()), func(n ast.Node) bool {
+		ast.Inspect(parseGo(t, dir+"/"+fi.Name()), func(n ast.Node) bool {
 			cl, ok := n.(*ast.CompositeLit)
 			if !ok {
 				return true
@@ -796,8 +799,14 @@ func codeStatuses(t *testing.T, codes map[string]string) map[string][]int {
 				}
 				switch x := el.(type) {
 				case *ast.SelectorExpr:
-					if id, ok := x.X.(*ast.Ident); ok && id.Name == "http" && strings.HasPrefix(x.Sel.Name, "Status") {
+					id, ok := x.X.(*ast.Ident)
+					switch {
+					case ok && id.Name == "http" && strings.HasPrefix(x.Sel.Name, "Status"):
 						status = x.Sel.Name
+					case ok && id.Name == "ipc":
+						if _, ok := codes[x.Sel.Name]; ok {
+							code = x.Sel.Name
+						}
 					}
 				case *ast.Ident:
 					if _, ok := codes[x.Name]; ok {
@@ -810,7 +819,7 @@ func codeStatuses(t *testing.T, codes map[string]string) map[string][]int {
 			}
 			num, ok := statuses[status]
 			if !ok {
-				t.Fatalf("ipc: http.%s: this test cannot tell its number", status)
+				t.Fatalf("%s: http.%s: this test cannot tell its number", dir, status)
 			}
 			if c := codes[code]; !slices.Contains(out[c], num) {
 				out[c] = append(out[c], num)
@@ -823,11 +832,11 @@ func codeStatuses(t *testing.T, codes map[string]string) map[string][]int {
 
 // TestAPIDocErrors: the error table of api.md (the table headed "status | code") lists
 // exactly the (status, code) pairs the agent answers with, and every Code constant of
-// ipc/wire.go is among them.
+// ipc/wire/wire.go is among them.
 func TestAPIDocErrors(t *testing.T) {
-	codes := constants(t, "ipc/wire.go", "Code")
+	codes := constants(t, "ipc/wire/wire.go", "Code")
 	if len(codes) == 0 {
-		t.Fatal("found no Code constants in ipc/wire.go")
+		t.Fatal("found no Code constants in ipc/wire/wire.go")
 	}
 	sent := codeStatuses(t, codes)
 	var want []string
@@ -871,15 +880,15 @@ func typeSections(t *testing.T) map[string]mdSection {
 	return secs
 }
 
-// TestAPIDocWireTypes: every struct type of ipc/wire.go has a section in api.md (its name
+// TestAPIDocWireTypes: every struct type of ipc/wire/wire.go has a section in api.md (its name
 // in backticks in the heading) whose field tables list exactly the JSON names of its
 // fields, together with the other types named in that heading. A type that embeds another
 // without a JSON name (ProfileSpec embeds the profile's config keys) must link to
 // config.md, where those keys are checked.
 func TestAPIDocWireTypes(t *testing.T) {
-	wire := structTags(t, "ipc/wire.go", "json")
+	wire := structTags(t, "ipc/wire/wire.go", "json")
 	if len(wire) == 0 {
-		t.Fatal("found no struct types in ipc/wire.go")
+		t.Fatal("found no struct types in ipc/wire/wire.go")
 	}
 	secs := typeSections(t)
 	tick := regexp.MustCompile("`([A-Za-z][A-Za-z0-9]*)`")
@@ -918,7 +927,7 @@ func TestAPIDocValues(t *testing.T) {
 		}
 		return out
 	}
-	states := slices.Collect(maps.Values(constants(t, "ipc/wire.go", "State")))
+	states := slices.Collect(maps.Values(constants(t, "ipc/wire/wire.go", "State")))
 	if got := column("state"); len(states) == 0 || !sameSet(got, states) {
 		t.Errorf("%s: the states table lists %q; the states are %q", apiDoc, got, states)
 	}
@@ -946,10 +955,10 @@ func TestAPIDocLimits(t *testing.T) {
 		return fmt.Sprintf("%d bytes", n)
 	}
 	for what, want := range map[string]string{
-		"ipc.MaxBodyBytes":    bytes(ipc.MaxBodyBytes),
+		"server.MaxBodyBytes": bytes(server.MaxBodyBytes),
 		"agent.MaxSecretSize": bytes(agent.MaxSecretSize),
 		"ipc.ClientIdle":      fmt.Sprintf("%d s", int(ipc.ClientIdle/time.Second)),
-		"ipc.ClientWrite":     fmt.Sprintf("%d s", int(ipc.ClientWrite/time.Second)),
+		"server.ClientWrite":  fmt.Sprintf("%d s", int(server.ClientWrite/time.Second)),
 	} {
 		if !strings.Contains(text, "| "+want+" |") {
 			t.Errorf("%s, section Limits: no row with %q (%s)", apiDoc, want, what)

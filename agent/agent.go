@@ -190,6 +190,11 @@ func (a *Agent) build(name string, pc *providers.ProfileConfig) (*profile, error
 		HTTPClient: a.opts.HTTPClient,
 		Logger:     a.log.With("profile", name),
 		Now:        a.clock.Now,
+		// A token exchange's subject_profile (see subject.go).
+		ProfileToken: func(ctx context.Context, subject string, idToken bool, sendTo *url.URL) (string, time.Time, error) {
+			return a.profileToken(ctx, name, subject, idToken, sendTo)
+		},
+		ProfileChanged: a.profileChanged,
 	})
 	if err != nil {
 		return nil, err

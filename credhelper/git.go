@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -85,20 +84,6 @@ func (r *GitRequest) Refused() string {
 		return r.Password
 	}
 	return r.Credential
-}
-
-// GitHelperKeys are the git config keys that make a credential helper apply to host:
-// https://host, and http://host too when host is loopback (where plain http is allowed).
-func GitHelperKeys(host string) []string {
-	keys := []string{"credential.https://" + host + ".helper"}
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	if ip := net.ParseIP(strings.Trim(h, "[]")); h == "localhost" || (ip != nil && ip.IsLoopback()) {
-		keys = append(keys, "credential.http://"+host+".helper")
-	}
-	return keys
 }
 
 // Has reports whether git announced a capability.

@@ -5,23 +5,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
-)
 
-// ErrNoAgent means nothing answers on the socket.
-var ErrNoAgent = errors.New("no agent is running")
+	"github.com/authagent/authagent/ipc/wire"
+)
 
 // Client talks to the agent. Its zero value finds the socket by itself
 // (DefaultSocketPath); set Socket or Dial to point it elsewhere. It is safe for concurrent
-// use and keeps connections alive; do not copy it after first use.
+// use and keeps connections alive (an http.Transport); do not copy it after first use. A
+// request that meets a kept-alive connection the agent had closed is sent again on a new
+// one only when it is idempotent (GET) or nothing of it was sent; others fail.
 //
 // Before it writes anything on a new connection, the client checks that the agent is the
 // user's own: the socket's directory must belong to this user (or root), and the process
@@ -34,9 +33,12 @@ type Client struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error) // default: a net.Dialer on Socket
 
 	once  sync.Once
-	pool  *connPool
-	check serverCheck
+	tr    *http.Transport
+	check wire.ServerCheck
 }
+
+// maxIdleConns bounds how many connections a Client keeps open between requests.
+const maxIdleConns = 8
 
 func (c *Client) socket() string {
 	if c.Socket != "" {
@@ -45,37 +47,37 @@ func (c *Client) socket() string {
 	return DefaultSocketPath()
 }
 
-func (c *Client) conns() *connPool {
+func (c *Client) transport() *http.Transport {
 	c.once.Do(func() {
-		sock := c.socket()
-		dial := c.Dial
-		if dial == nil {
-			var d net.Dialer
-			dial = d.DialContext
+		sock, dial := c.socket(), c.Dial
+		c.tr = &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return c.check.Dial(ctx, sock, dial)
+			},
+			MaxIdleConns:        maxIdleConns,
+			MaxIdleConnsPerHost: maxIdleConns,
+			// A second before the agent would drop the connection itself.
+			IdleConnTimeout:    ClientIdle - time.Second,
+			DisableCompression: true,
 		}
-		ownDialer := c.Dial == nil
-		c.pool = &connPool{dial: func(ctx context.Context) (net.Conn, error) {
-			if ownDialer {
-				if err := c.check.directory(sock); err != nil {
-					return nil, err
-				}
-			}
-			conn, err := dial(ctx, "unix", sock)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.check.server(sock, conn); err != nil {
-				conn.Close()
-				return nil, err
-			}
-			return conn, nil
-		}}
 	})
-	return c.pool
+	return c.tr
 }
 
 // CloseIdleConnections closes the connections the client keeps for later requests.
-func (c *Client) CloseIdleConnections() { c.conns().closeIdle() }
+func (c *Client) CloseIdleConnections() { c.transport().CloseIdleConnections() }
+
+// roundTrip sends req on a checked connection; errors are wire.ConnError's.
+func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.transport().RoundTrip(req)
+	if err != nil {
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, wire.ConnError(c.socket(), err)
+	}
+	return resp, nil
+}
 
 // do sends one request; a non-2xx answer becomes an *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
@@ -98,9 +100,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.conns().roundTrip(req, false)
+	resp, err := c.roundTrip(req)
 	if err != nil {
-		return c.connError(err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -110,32 +112,19 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return wire.ConnError(c.socket(), err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("read agent answer to %s %s: %w", method, path, err)
 	}
 	return nil
 }
 
-func (c *Client) connError(err error) error {
-	if IsUntrustedServer(err) {
-		return err // it names the socket and says what to do
-	}
-	var ne *net.OpError
-	if errors.As(err, &ne) && ne.Op == "dial" {
-		return fmt.Errorf("%w at %s: start one with `eval \"$(authagent start)\"` (or `authagent serve`), or set AUTHAGENT_SOCK: %w", ErrNoAgent, c.socket(), err)
-	}
-	return fmt.Errorf("talk to agent at %s: %w", c.socket(), err)
-}
-
 func readError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb errorBody
-	if json.Unmarshal(b, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
-		eb.Error.Status = resp.StatusCode
-		return eb.Error
-	}
-	return &Error{Status: resp.StatusCode, Code: CodeInternal,
-		Message: fmt.Sprintf("agent answered %s", resp.Status)}
+	return wire.ReadError(resp.StatusCode, resp.Status, b)
 }
 
 // Status describes the agent.
@@ -171,47 +160,18 @@ func (c *Client) ProfileForURL(ctx context.Context, target string) (*Profile, er
 // Profile describes one profile.
 func (c *Client) Profile(ctx context.Context, name string) (*Profile, error) {
 	var p Profile
-	return &p, c.do(ctx, http.MethodGet, "/v1/profiles/"+url.PathEscape(name), nil, nil, &p)
-}
-
-// CredentialOption tunes a credential request.
-type CredentialOption func(url.Values)
-
-// MinValid asks for a credential valid at least d longer; the agent refreshes first if
-// less is left.
-func MinValid(d time.Duration) CredentialOption {
-	return func(q url.Values) { q.Set("min_valid", strconv.Itoa(int(d/time.Second))) }
-}
-
-// ForURL asks the agent to check that the profile may send its token to target.
-func ForURL(target string) CredentialOption {
-	return func(q url.Values) { q.Set("url", target) }
-}
-
-// IDToken asks for the profile's OpenID Connect ID token instead of its access token
-// (token=id_token): the credential's token is the ID token, its expires_at the token's
-// exp. Errors: *Error with code bad_request for a profile that has no ID tokens,
-// needs_login when it has none now.
-func IDToken() CredentialOption {
-	return func(q url.Values) { q.Set("token", TokenID) }
+	return &p, c.do(ctx, http.MethodGet, wire.ProfilePath(name, ""), nil, nil, &p)
 }
 
 // Credential returns a profile's current credential.
 func (c *Client) Credential(ctx context.Context, profile string, opts ...CredentialOption) (*Credential, error) {
-	q := url.Values{}
-	for _, o := range opts {
-		o(q)
-	}
 	var cr Credential
-	return &cr, c.do(ctx, http.MethodGet, "/v1/profiles/"+url.PathEscape(profile)+"/credential", q, nil, &cr)
+	return &cr, c.do(ctx, http.MethodGet, wire.ProfilePath(profile, "/credential"), wire.CredentialQuery(opts...), nil, &cr)
 }
 
 // CredentialForURL returns the credential of the profile whose hosts match target's host.
 func (c *Client) CredentialForURL(ctx context.Context, target string, opts ...CredentialOption) (*Credential, error) {
-	q := url.Values{}
-	for _, o := range opts {
-		o(q)
-	}
+	q := wire.CredentialQuery(opts...)
 	q.Set("url", target)
 	var cr Credential
 	return &cr, c.do(ctx, http.MethodGet, "/v1/credential", q, nil, &cr)
@@ -220,12 +180,12 @@ func (c *Client) CredentialForURL(ctx context.Context, target string, opts ...Cr
 // Reject tells the agent a server refused the profile's token, so the next request gets
 // a fresh one.
 func (c *Client) Reject(ctx context.Context, profile string) error {
-	return c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/reject", nil, nil, nil)
+	return c.do(ctx, http.MethodPost, wire.ProfilePath(profile, "/reject"), nil, nil, nil)
 }
 
 // PutProfile defines or replaces a profile; spec.Secret, when set, goes to the secret store.
 func (c *Client) PutProfile(ctx context.Context, name string, spec ProfileSpec) error {
-	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(name), nil, spec, nil)
+	return c.do(ctx, http.MethodPut, wire.ProfilePath(name, ""), nil, spec, nil)
 }
 
 // SetSecret stores or replaces a profile's secret and changes nothing else of the profile
@@ -233,7 +193,7 @@ func (c *Client) PutProfile(ctx context.Context, name string, spec ProfileSpec) 
 // bad_request (400: empty, or a control character), too_large (413: over 64 KiB) or
 // unavailable (503: the secret store refused).
 func (c *Client) SetSecret(ctx context.Context, name, secret string) error {
-	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(name)+"/secret", nil, SecretPut{Secret: secret}, nil)
+	return c.do(ctx, http.MethodPut, wire.ProfilePath(name, "/secret"), nil, SecretPut{Secret: secret}, nil)
 }
 
 // Reload makes the agent read its config file again. A file that does not load is an
@@ -254,7 +214,7 @@ func (c *Client) Stop(ctx context.Context) (pid int, err error) {
 
 // DeleteProfile removes a profile and its secrets.
 func (c *Client) DeleteProfile(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(name), nil, nil, nil)
+	return c.do(ctx, http.MethodDelete, wire.ProfilePath(name, ""), nil, nil, nil)
 }
 
 // LoginOption tunes a login request.
@@ -281,17 +241,17 @@ func (c *Client) Login(ctx context.Context, profile string, opts ...LoginOption)
 		body = lr
 	}
 	var lc LoginChallenge
-	return &lc, c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/login", nil, body, &lc)
+	return &lc, c.do(ctx, http.MethodPost, wire.ProfilePath(profile, "/login"), nil, body, &lc)
 }
 
 // CancelLogin stops a login in progress.
 func (c *Client) CancelLogin(ctx context.Context, profile string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(profile)+"/login", nil, nil, nil)
+	return c.do(ctx, http.MethodDelete, wire.ProfilePath(profile, "/login"), nil, nil, nil)
 }
 
 // Logout revokes and forgets the profile's login.
 func (c *Client) Logout(ctx context.Context, profile string) error {
-	return c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/logout", nil, nil, nil)
+	return c.do(ctx, http.MethodPost, wire.ProfilePath(profile, "/logout"), nil, nil, nil)
 }
 
 // PushToken hands a token to an externaljwt profile; a zero expiresAt lets the agent take
@@ -301,14 +261,14 @@ func (c *Client) PushToken(ctx context.Context, profile, token string, expiresAt
 	if !expiresAt.IsZero() {
 		body.ExpiresAt = &expiresAt
 	}
-	return c.do(ctx, http.MethodPut, "/v1/profiles/"+url.PathEscape(profile)+"/token", nil, body, nil)
+	return c.do(ctx, http.MethodPut, wire.ProfilePath(profile, "/token"), nil, body, nil)
 }
 
 // Sign asks the agent to sign a request with a sigv4 profile and returns the headers to
 // add. The secret never leaves the agent.
 func (c *Client) Sign(ctx context.Context, profile string, req SignRequest) (map[string]string, error) {
 	var sig Signature
-	err := c.do(ctx, http.MethodPost, "/v1/profiles/"+url.PathEscape(profile)+"/sign", nil, req, &sig)
+	err := c.do(ctx, http.MethodPost, wire.ProfilePath(profile, "/sign"), nil, req, &sig)
 	return sig.Headers, err
 }
 
@@ -329,9 +289,9 @@ func (c *Client) Watch(ctx context.Context, initial bool) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.conns().roundTrip(req, true)
+	resp, err := c.roundTrip(req)
 	if err != nil {
-		return nil, c.connError(err)
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()

@@ -1,6 +1,7 @@
-// Package ipc is the agent's socket API v1: the wire types, the HTTP handlers that serve an
-// *agent.Agent over a Unix socket with a peer-uid check on every connection, choosing and
-// listening on the socket, and the Go client (with an http.RoundTripper and gRPC per-RPC
-// credentials) that every other part of authagent and any Go program uses. It holds no
-// secrets and no policy: the agent decides, ipc carries.
+// Package ipc is the Go client of the agent's socket API v1: Client (every call of the
+// API), Transport (an http.RoundTripper that puts a profile's headers on requests) and
+// PerRPCCredentials (gRPC metadata), the wire types and error codes (from ipc/wire), the
+// socket path rules, and the check that the socket's server is the user's own. It holds no
+// secrets and no policy, and it imports nothing of the agent: a program that talks to the
+// agent links none of it (ipc/server is the other end).
 package ipc

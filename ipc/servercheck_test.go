@@ -1,4 +1,4 @@
-package ipc
+package ipc_test
 
 import (
 	"context"
@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/ipc/wire"
 )
 
 // recorder listens on a Unix socket the way a stranger's listener would, and writes down
@@ -95,12 +98,12 @@ func (r *recorder) result(t *testing.T) (conns int, got []byte) {
 
 // clientCalls are the ways a Go program reaches the agent: each must be refused with the
 // same error before it sends anything.
-func clientCalls(c *Client) map[string]func(ctx context.Context) error {
+func clientCalls(c *ipc.Client) map[string]func(ctx context.Context) error {
 	secret := canary + "-put"
 	return map[string]func(ctx context.Context) error{
 		"Status": func(ctx context.Context) error { _, err := c.Status(ctx); return err },
 		"PutProfile": func(ctx context.Context) error {
-			return c.PutProfile(ctx, "p", ProfileSpec{Secret: &secret})
+			return c.PutProfile(ctx, "p", ipc.ProfileSpec{Secret: &secret})
 		},
 		"PushToken":  func(ctx context.Context) error { return c.PushToken(ctx, "p", canary+"-push", time.Time{}) },
 		"Credential": func(ctx context.Context) error { _, err := c.Credential(ctx, "p"); return err },
@@ -113,11 +116,11 @@ func clientCalls(c *Client) map[string]func(ctx context.Context) error {
 			base := roundTripFunc(func(*http.Request) (*http.Response, error) {
 				return nil, errors.New("the Transport sent the request on without a credential")
 			})
-			_, err = (&Transport{Client: c, Base: base}).RoundTrip(req)
+			_, err = (&ipc.Transport{Client: c, Base: base}).RoundTrip(req)
 			return err
 		},
 		"PerRPCCredentials": func(ctx context.Context) error {
-			_, err := (&PerRPCCredentials{Client: c, Profile: "p"}).GetRequestMetadata(ctx, "https://api.example.com/pkg.Service")
+			_, err := (&ipc.PerRPCCredentials{Client: c, Profile: "p"}).GetRequestMetadata(ctx, "https://api.example.com/pkg.Service")
 			return err
 		},
 	}
@@ -141,7 +144,7 @@ func TestClientRefusesAnotherUsersServer(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// check plays the situation; dir is the socket's directory.
-		check     func(dir string) serverCheck
+		check     func(dir string) wire.ServerCheck
 		linked    bool // the socket's directory is a symbolic link to a real one
 		wantConns bool // the client gets as far as connecting, and refuses the server
 		wantUID   int
@@ -151,26 +154,26 @@ func TestClientRefusesAnotherUsersServer(t *testing.T) {
 		// The real SO_PEERCRED answer (our own uid) against a client that expects
 		// another: the server check, not the directory, refuses it.
 		name: "server runs as another user",
-		check: func(string) serverCheck {
-			return serverCheck{uid: func() int { return other },
-				owner: func(string, bool) (int, error) { return other, nil }}
+		check: func(string) wire.ServerCheck {
+			return wire.ServerCheck{UID: func() int { return other },
+				Owner: func(string, bool) (int, error) { return other, nil }}
 		},
 		wantConns: true,
 		wantUID:   me,
 		wantIn:    []string{"served by user " + meUser.Username + " (uid " + strconv.Itoa(me) + ", process " + strconv.Itoa(os.Getpid()) + ")", "not by you (uid " + strconv.Itoa(other) + ")", "AUTHAGENT_SOCK"},
 	}, {
 		name: "server's user unknown on this OS",
-		check: func(string) serverCheck {
-			return serverCheck{peer: func(net.Conn) (Peer, error) { return Peer{}, ErrNotImplemented }}
+		check: func(string) wire.ServerCheck {
+			return wire.ServerCheck{Peer: func(net.Conn) (wire.Peer, error) { return wire.Peer{}, ipc.ErrNotImplemented }}
 		},
 		wantConns: true,
 		wantUID:   -1,
-		wantErr:   ErrNotImplemented,
+		wantErr:   ipc.ErrNotImplemented,
 		wantIn:    []string{"cannot tell which user serves it", "not implemented"},
 	}, {
 		name: "directory of another user",
-		check: func(dir string) serverCheck {
-			return serverCheck{owner: func(p string, _ bool) (int, error) {
+		check: func(dir string) wire.ServerCheck {
+			return wire.ServerCheck{Owner: func(p string, _ bool) (int, error) {
 				if p == dir {
 					return other, nil
 				}
@@ -181,8 +184,8 @@ func TestClientRefusesAnotherUsersServer(t *testing.T) {
 		wantIn:  []string{"its directory", "belongs to " + otherOwner + ",", "not to you (uid " + strconv.Itoa(me) + ")", "Remove", "AUTHAGENT_SOCK"},
 	}, {
 		name: "directory is another user's symbolic link",
-		check: func(dir string) serverCheck {
-			return serverCheck{owner: func(p string, follow bool) (int, error) {
+		check: func(dir string) wire.ServerCheck {
+			return wire.ServerCheck{Owner: func(p string, follow bool) (int, error) {
 				if p == dir && !follow {
 					return other, nil
 				}
@@ -194,8 +197,8 @@ func TestClientRefusesAnotherUsersServer(t *testing.T) {
 		wantIn:  []string{"belongs to " + otherOwner + ","},
 	}, {
 		name: "our symbolic link to another user's directory",
-		check: func(dir string) serverCheck {
-			return serverCheck{owner: func(p string, follow bool) (int, error) {
+		check: func(dir string) wire.ServerCheck {
+			return wire.ServerCheck{Owner: func(p string, follow bool) (int, error) {
 				if p == dir && follow {
 					return other, nil
 				}
@@ -220,11 +223,12 @@ func TestClientRefusesAnotherUsersServer(t *testing.T) {
 				}
 			}
 			rec := newRecorder(t, filepath.Join(dir, "agent.sock"))
-			c := &Client{Socket: rec.sock, check: tc.check(dir)}
+			c := &ipc.Client{Socket: rec.sock}
+			ipc.SetServerCheck(c, tc.check(dir))
 			for call, do := range clientCalls(c) {
 				err := do(context.Background())
-				var ue *UntrustedServerError
-				if !errors.As(err, &ue) || !IsUntrustedServer(err) {
+				var ue *ipc.UntrustedServerError
+				if !errors.As(err, &ue) || !ipc.IsUntrustedServer(err) {
 					t.Errorf("%s: %v, want an *UntrustedServerError", call, err)
 					continue
 				}
@@ -234,7 +238,7 @@ func TestClientRefusesAnotherUsersServer(t *testing.T) {
 				if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 					t.Errorf("%s: %v, want it to wrap %v", call, err, tc.wantErr)
 				}
-				if errors.Is(err, ErrNoAgent) {
+				if errors.Is(err, ipc.ErrNoAgent) {
 					t.Errorf("%s: %v is ErrNoAgent: helpers would take it for no agent and go quiet", call, err)
 				}
 				msg := err.Error()
@@ -267,13 +271,13 @@ func TestClientTrustsOwnAgent(t *testing.T) {
 	t.Setenv("AUTHAGENT_SOCK", "")
 	t.Setenv("XDG_RUNTIME_DIR", "")
 	t.Setenv("TMPDIR", t.TempDir())
-	sock := DefaultSocketPath()
+	sock := ipc.DefaultSocketPath()
 	if want := filepath.Join(os.Getenv("TMPDIR"), "authagent-"+strconv.Itoa(os.Getuid()), "agent.sock"); sock != want {
 		t.Fatalf("DefaultSocketPath() = %s, want %s", sock, want)
 	}
-	e := startServerOn(t, sock, nil)
+	e := startServerOn(t, sock)
 	ctx := context.Background()
-	if _, err := (&Client{}).Status(ctx); err != nil {
+	if _, err := (&ipc.Client{}).Status(ctx); err != nil {
 		t.Errorf("zero Client: %v", err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://api.example.com/x", nil)
@@ -282,15 +286,16 @@ func TestClientTrustsOwnAgent(t *testing.T) {
 		seen = r.Header.Get("X-API-Key")
 		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
 	})
-	if _, err := (&Transport{Base: base}).RoundTrip(req); err != nil || seen != canary {
+	if _, err := (&ipc.Transport{Base: base}).RoundTrip(req); err != nil || seen != canary {
 		t.Errorf("zero Transport: %v, header %q", err, seen)
 	}
-	if md, err := (&PerRPCCredentials{}).GetRequestMetadata(ctx, "https://api.example.com/pkg.S"); err != nil || md["x-api-key"] != canary {
+	if md, err := (&ipc.PerRPCCredentials{}).GetRequestMetadata(ctx, "https://api.example.com/pkg.S"); err != nil || md["x-api-key"] != canary {
 		t.Errorf("zero PerRPCCredentials: %v, %v", err, md)
 	}
 
 	// A directory of root's is trusted as the user's own (AUTHAGENT_SOCK=/tmp/x.sock).
-	c := &Client{Socket: e.sock, check: serverCheck{owner: func(string, bool) (int, error) { return 0, nil }}}
+	c := &ipc.Client{Socket: e.sock}
+	ipc.SetServerCheck(c, wire.ServerCheck{Owner: func(string, bool) (int, error) { return 0, nil }})
 	if _, err := c.Status(ctx); err != nil {
 		t.Errorf("socket in a directory of root's: %v", err)
 	}
@@ -299,17 +304,18 @@ func TestClientTrustsOwnAgent(t *testing.T) {
 // Trust is not carried over: each new connection is checked again, so an agent replaced by
 // someone else's listener on the same path is refused.
 func TestServerCheckedOnEveryConnection(t *testing.T) {
-	e := startServer(t, nil)
+	e := startServer(t)
 	var checks atomic.Int32
 	var stranger atomic.Bool
-	c := &Client{Socket: e.sock, check: serverCheck{peer: func(conn net.Conn) (Peer, error) {
+	c := &ipc.Client{Socket: e.sock}
+	ipc.SetServerCheck(c, wire.ServerCheck{Peer: func(conn net.Conn) (wire.Peer, error) {
 		checks.Add(1)
-		p, err := peerOf(conn)
+		p, err := wire.PeerOf(conn)
 		if stranger.Load() {
 			p.UID += 1000
 		}
 		return p, err
-	}}}
+	}})
 	ctx := context.Background()
 	for range 3 {
 		if _, err := c.Status(ctx); err != nil {
@@ -321,7 +327,7 @@ func TestServerCheckedOnEveryConnection(t *testing.T) {
 	}
 	c.CloseIdleConnections()
 	stranger.Store(true)
-	if _, err := c.Status(ctx); !IsUntrustedServer(err) {
+	if _, err := c.Status(ctx); !ipc.IsUntrustedServer(err) {
 		t.Errorf("new connection to a stranger's server: %v, want refused", err)
 	}
 	if got := checks.Load(); got != 2 {
@@ -332,7 +338,7 @@ func TestServerCheckedOnEveryConnection(t *testing.T) {
 // A Dial that returns something other than a Unix socket cannot be checked, so it is refused.
 func TestCustomDialUncheckable(t *testing.T) {
 	read := make(chan int, 1)
-	c := &Client{Socket: "/nonexistent/agent.sock", Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	c := &ipc.Client{Socket: "/nonexistent/agent.sock", Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		a, b := net.Pipe()
 		go func() {
 			defer b.Close()
@@ -345,7 +351,7 @@ func TestCustomDialUncheckable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := c.Status(ctx)
-	if !IsUntrustedServer(err) || !strings.Contains(err.Error(), "not a unix socket") {
+	if !ipc.IsUntrustedServer(err) || !strings.Contains(err.Error(), "not a unix socket") {
 		t.Errorf("Status over a pipe: %v, want refused as uncheckable", err)
 	}
 	if n := <-read; n != 0 {
@@ -354,18 +360,18 @@ func TestCustomDialUncheckable(t *testing.T) {
 }
 
 func TestIsUntrustedServer(t *testing.T) {
-	ue := &UntrustedServerError{Socket: "/s", Path: "/s", UID: 7}
+	ue := &ipc.UntrustedServerError{Socket: "/s", Path: "/s", UID: 7}
 	for _, tc := range []struct {
 		err  error
 		want bool
 	}{
 		{nil, false},
-		{ErrNoAgent, false},
-		{&Error{Code: CodeForbidden}, false},
+		{ipc.ErrNoAgent, false},
+		{&ipc.Error{Code: ipc.CodeForbidden}, false},
 		{ue, true},
 		{fmt.Errorf("token: %w", ue), true},
 	} {
-		if got := IsUntrustedServer(tc.err); got != tc.want {
+		if got := ipc.IsUntrustedServer(tc.err); got != tc.want {
 			t.Errorf("IsUntrustedServer(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}

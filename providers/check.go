@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 )
 
 // CheckEndpoint allows an IdP or token endpoint URL on https, and on http only for a
@@ -18,13 +19,23 @@ func CheckEndpoint(raw string) error {
 	if u.Scheme == "https" {
 		return nil
 	}
-	if u.Scheme == "http" {
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
+	if u.Scheme == "http" && IsLoopback(u.Hostname()) {
+		return nil
 	}
 	return fmt.Errorf("%q: use https (http is allowed only for loopback hosts)", raw)
+}
+
+// IsLoopback reports whether host (a name or an IP address, without a port; brackets
+// around an IPv6 address are allowed) is this machine's loopback: "localhost" in any case,
+// 127.0.0.0/8 or ::1. It is the one rule for where plain http may go: tokens and IdP
+// calls go over https, or over http to a loopback host.
+func IsLoopback(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // HasControl reports whether s holds an ASCII control character other than tab: such a

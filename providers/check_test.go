@@ -55,3 +55,22 @@ func TestCheckKeysRefusesUnsendableUsername(t *testing.T) {
 		t.Errorf("CheckKeys: got %v, want a ConfigError for username", err)
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LocalHost": true, "127.0.0.1": true, "127.8.9.10": true, "::1": true, "[::1]": true,
+		"localhost.example.com": false, "10.0.0.1": false, "api.example.com": false, "": false, "::": false,
+	} {
+		if got := IsLoopback(host); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+	for raw, ok := range map[string]bool{
+		"https://idp.example.com/token": true, "http://127.0.0.1:8080/token": true, "http://LOCALHOST/token": true,
+		"http://[::1]:9000/token": true, "http://idp.example.com/token": false,
+	} {
+		if err := CheckEndpoint(raw); (err == nil) != ok {
+			t.Errorf("CheckEndpoint(%q) = %v, want ok=%v", raw, err, ok)
+		}
+	}
+}

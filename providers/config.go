@@ -54,8 +54,16 @@ type ProfileConfig struct {
 	// the SigV4 algorithm under other names (DCI-style APIs).
 	DateHeader string `toml:"date_header,omitempty" json:"date_header,omitempty"`
 	AuthHeader string `toml:"auth_header,omitempty" json:"auth_header,omitempty"`
+	// token_exchange (RFC 8693): where the subject token comes from, either "secret"
+	// (the default) or "pushed", or else another profile's token; the token types
+	// (a short name such as "access_token", or the full URN).
+	SubjectToken       string `toml:"subject_token,omitempty" json:"subject_token,omitempty"`
+	SubjectProfile     string `toml:"subject_profile,omitempty" json:"subject_profile,omitempty"`
+	SubjectTokenType   string `toml:"subject_token_type,omitempty" json:"subject_token_type,omitempty"`
+	RequestedTokenType string `toml:"requested_token_type,omitempty" json:"requested_token_type,omitempty"`
 
-	// externaljwt.
+	// externaljwt; command, env, dir, timeout, lifetime and stdin also in apikey mode
+	// "command".
 	Command  []string          `toml:"command,omitempty" json:"command,omitempty"`
 	Env      map[string]string `toml:"env,omitempty" json:"env,omitempty"`
 	Dir      string            `toml:"dir,omitempty" json:"dir,omitempty"`
@@ -63,6 +71,9 @@ type ProfileConfig struct {
 	File     string            `toml:"file,omitempty" json:"file,omitempty"`
 	Lifetime Duration          `toml:"lifetime,omitempty" json:"lifetime,omitempty"`
 	JWKSURL  string            `toml:"jwks_url,omitempty" json:"jwks_url,omitempty"`
+	// Stdin is what a command (externaljwt, apikey mode command) reads: "secret" for the
+	// profile's secret and key id as JSON; unset for nothing.
+	Stdin string `toml:"stdin,omitempty" json:"stdin,omitempty"`
 }
 
 // SubKey is the ConfigError key of entry name in table, as the config file spells it:

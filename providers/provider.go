@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -186,6 +187,21 @@ type Env struct {
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 	Now        func() time.Time
+
+	// ProfileToken returns another profile's current token and when it expires (zero:
+	// no known expiry), as a request for it would get it: refreshed first when less than
+	// that profile's min_valid is left. With idToken it is that profile's OpenID Connect
+	// ID token instead of its access token. sendTo is where the caller will send it: that
+	// profile must allow it there (its hosts, https), as for any request. It is how a token
+	// exchange gets its subject_profile's token. Errors wrap ErrNeedsLogin when only the
+	// user can help: that profile needs a login, is not defined, has no such token, may not
+	// send it to sendTo, or asking it would close a cycle (a profile whose subject leads
+	// back to this one). Nil outside an agent.
+	ProfileToken func(ctx context.Context, profile string, idToken bool, sendTo *url.URL) (token string, expiresAt time.Time, err error)
+	// ProfileChanged calls changed whenever another profile, after a change, has a usable
+	// credential (a login, a refresh, a push; it may call for other changes too), until ctx
+	// ends; it returns then. Nil outside an agent.
+	ProfileChanged func(ctx context.Context, profile string, changed func())
 }
 
 // Factory builds the provider for one profile. It validates the profile's configuration and

@@ -25,8 +25,11 @@ import (
 	"time"
 )
 
-// authagentBin is the binary under test, built once by TestMain.
-var authagentBin string
+// authagentBin is the binary under test, built once by TestMain as packages install it:
+// the one-shot front (cmd/authagent-oneshot) at DIR/bin/authagent, which hands every
+// command it does not answer itself to the full binary (cmd/authagent), fullBin, at
+// DIR/libexec/authagent/authagent. Both are static (CGO_ENABLED=0), as on Linux.
+var authagentBin, fullBin string
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
@@ -37,16 +40,20 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	authagentBin = filepath.Join(dir, "authagent")
+	authagentBin = filepath.Join(dir, "bin", "authagent")
+	fullBin = filepath.Join(dir, "libexec", "authagent", "authagent")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	build := exec.Command(goTool, "build", "-o", authagentBin, "github.com/authagent/authagent/cmd/authagent")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: build authagent:", err)
-		return 1
+	for bin, pkg := range map[string]string{authagentBin: "./cmd/authagent-oneshot", fullBin: "./cmd/authagent"} {
+		build := exec.Command(goTool, "build", "-o", bin, "github.com/authagent/authagent/"+strings.TrimPrefix(pkg, "./"))
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: build", pkg+":", err)
+			return 1
+		}
 	}
 	return m.Run()
 }

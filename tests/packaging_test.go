@@ -122,8 +122,14 @@ func TestDebPackage(t *testing.T) {
 			runCmd(os.Environ(), root, "", "dpkg", "-r", "authagent")
 		}
 	})
+	// /usr/bin/authagent is the one-shot front; it hands `version` to the full binary.
 	if r := runIn(t, os.Environ(), root, "", "/usr/bin/authagent", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "authagent 0.0.0") {
 		t.Errorf("installed binary: %s", r)
+	}
+	for _, bin := range []string{"/usr/bin/authagent", "/usr/libexec/authagent/authagent"} {
+		if err := checkStatic(bin); err != nil {
+			t.Errorf("%s: %v", bin, err)
+		}
 	}
 	for link, want := range map[string]string{
 		"/usr/bin/git-credential-authagent":    "/usr/bin/authagent",
@@ -160,7 +166,7 @@ func TestDebPackage(t *testing.T) {
 		t.Fatalf("dpkg -r: %s", r)
 	}
 	removed = true
-	for _, f := range append(installed[:2], "/usr/bin/authagent", "/usr/bin/git-credential-authagent") {
+	for _, f := range append(installed[:2], "/usr/bin/authagent", "/usr/libexec/authagent/authagent", "/usr/bin/git-credential-authagent") {
 		if _, err := os.Lstat(f); !os.IsNotExist(err) {
 			t.Errorf("%s left behind by dpkg -r", f)
 		}

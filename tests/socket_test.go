@@ -30,7 +30,7 @@ import (
 
 // TestOtherUserForbidden: another local user who can reach the socket (every directory
 // down to it, and the socket, left open by mistake) gets 403 forbidden on every route of
-// the API (ipc/testdata/routes.txt, which ipc's TestRouteList keeps equal to the agent's
+// the API (ipc/testdata/routes.txt, which ipc/server's TestRouteList keeps equal to the agent's
 // route table) and on paths and methods the API does not have. Nothing changes: no event,
 // the same config file, keyring and profiles. No answer holds a secret, and the agent logs
 // one line for each refusal.

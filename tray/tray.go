@@ -14,13 +14,21 @@ import (
 	"time"
 
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/login"
+	"github.com/authagent/authagent/opener"
 )
+
+// Opener opens a URL in the browser, or a file in its application; opener.Browser is the
+// real one.
+type Opener interface {
+	Open(ctx context.Context, target string) error
+}
 
 // Options wire a Tray. Client is required; the rest have working defaults.
 type Options struct {
 	Client   *ipc.Client
 	Notifier Notifier // nil: no desktop notifications
-	Opener   Opener   // nil: BrowserOpener ($BROWSER for URLs, then the desktop's handler)
+	Opener   Opener   // nil: opener.Browser ($BROWSER for URLs, then the desktop's handler)
 
 	// StartAgent starts an agent in the background and returns once it answers; nil
 	// leaves "Start agent" to say how to start one.
@@ -57,7 +65,7 @@ func New(o Options) *Tray {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Opener == nil {
-		o.Opener = BrowserOpener{}
+		o.Opener = opener.Browser{}
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
@@ -268,20 +276,30 @@ func (t *Tray) Do(ctx context.Context, action string) {
 // code in a notification, or the browser flow's authorization page). The tray is on the
 // desktop, so the profile's login = "auto" takes the browser flow.
 func (t *Tray) login(ctx context.Context, name string) error {
-	ch, err := t.o.Client.Login(ctx, name, ipc.Display(true))
-	var ae *ipc.Error
-	if errors.As(err, &ae) && ae.Code == ipc.CodeLoginPending {
-		p, perr := t.o.Client.Profile(ctx, name)
-		if perr != nil || p.Login == nil {
-			return fmt.Errorf("log in to %s: %w", name, err)
-		}
-		ch = p.Login
-	} else if err != nil {
+	l := &login.Login{Client: t.o.Client, Opener: t.o.Opener, UI: &loginUI{t: t, ctx: ctx}}
+	if err := l.Do(ctx, login.Input{Profile: name, Display: true}); err != nil {
 		return fmt.Errorf("log in to %s: %w", name, err)
 	}
-	t.alerts.loginStarted(ctx, name, ch)
-	return t.o.Opener.Open(ctx, verificationPage(ch))
+	return nil
 }
+
+// loginUI shows a login on the desktop: the code in a notification that stays up until
+// the login ends.
+type loginUI struct {
+	t   *Tray
+	ctx context.Context
+}
+
+func (u *loginUI) Challenge(name string, ch *ipc.LoginChallenge, joined, opening bool) {
+	u.t.alerts.loginStarted(u.ctx, name, ch)
+}
+
+func (u *loginUI) OpenFailed(name string, ch *ipc.LoginChallenge, err error) {
+	u.t.o.Log.Error("menu action failed", "action", ActLogin+name, "error", err)
+	u.t.alerts.failed(u.ctx, err)
+}
+
+func (u *loginUI) Waiting(string, *ipc.LoginChallenge) {}
 
 func (t *Tray) loginAll(ctx context.Context) error {
 	t.mu.Lock()
@@ -305,7 +323,7 @@ func (t *Tray) openLogin(ctx context.Context, name string) error {
 	if !ok || p.Login == nil {
 		return fmt.Errorf("no login of %s waits for you; choose Log in", name)
 	}
-	return t.o.Opener.Open(ctx, verificationPage(p.Login))
+	return t.o.Opener.Open(ctx, login.Page(p.Login))
 }
 
 // openConfig opens the config file in the user's editor, creating an empty one first so
@@ -343,15 +361,4 @@ func (t *Tray) startAgent(ctx context.Context) error {
 	default:
 	}
 	return nil
-}
-
-// verificationPage is the page a login waits for the user on.
-func verificationPage(ch *ipc.LoginChallenge) string {
-	if ch.AuthURL != "" {
-		return ch.AuthURL
-	}
-	if ch.VerificationURIComplete != "" {
-		return ch.VerificationURIComplete
-	}
-	return ch.VerificationURI
 }

@@ -323,43 +323,6 @@ func TestTrayBrowserLogin(t *testing.T) {
 	waitFor(t, "no notification on screen", func() bool { return len(r.notes.onScreen()) == 0 })
 }
 
-// $BROWSER comes first for URLs (a list, %s placed), the desktop's handler for the rest;
-// a browser can be shown with $BROWSER or a graphical session.
-func TestBrowserOpener(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "opened")
-	script := filepath.Join(dir, "browser")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+out+"\n"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"BROWSER": "/nonexistent/browser:" + script + " --new-tab %s"}
-	o := BrowserOpener{Getenv: func(k string) string { return env[k] }}
-	if err := o.Open(t.Context(), "https://idp.example/authorize?a=1&b=2"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the browser ran", func() bool {
-		b, err := os.ReadFile(out)
-		return err == nil && string(b) == "--new-tab\nhttps://idp.example/authorize?a=1&b=2\n"
-	})
-	env["BROWSER"] = "/nonexistent/a:/nonexistent/b"
-	if err := o.Open(t.Context(), "https://idp.example/"); err == nil || !strings.Contains(err.Error(), "$BROWSER") {
-		t.Errorf("no browser of $BROWSER starts: %v", err)
-	}
-	for _, tc := range []struct {
-		env  map[string]string
-		want bool
-	}{
-		{map[string]string{}, false},
-		{map[string]string{"BROWSER": "firefox"}, true},
-		{map[string]string{"DISPLAY": ":0"}, true},
-		{map[string]string{"WAYLAND_DISPLAY": "wayland-0"}, true},
-	} {
-		if got := CanOpenBrowser(func(k string) string { return tc.env[k] }); got != tc.want {
-			t.Errorf("CanOpenBrowser with %v = %v, want %v", tc.env, got, tc.want)
-		}
-	}
-}
-
 func TestTrayLoginFails(t *testing.T) {
 	a := newFakeAgent(t, device("work", ipc.StateNeedsLogin))
 	a.loginErr = &ipc.Error{Status: 502, Code: ipc.CodeProviderError, Message: "device authorization: the IdP answered 500"}

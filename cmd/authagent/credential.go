@@ -20,13 +20,6 @@ import (
 	"github.com/authagent/authagent/providers/apikey"
 )
 
-func credentialOpts(minValid time.Duration) []ipc.CredentialOption {
-	if minValid > 0 {
-		return []ipc.CredentialOption{ipc.MinValid(minValid)}
-	}
-	return nil
-}
-
 func newTokenCmd(c *cli) *cobra.Command {
 	var minValid time.Duration
 	var idToken bool
@@ -38,16 +31,8 @@ token instead (oidc and devicecode profiles with an issuer): verified by the age
 came, refreshed like the access token.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := credentialOpts(minValid)
-			if idToken {
-				opts = append(opts, ipc.IDToken())
-			}
-			cred, err := c.client.Credential(cmd.Context(), args[0], opts...)
-			if err != nil {
-				return err
-			}
-			fmt.Println(cred.Token)
-			return nil
+			u := &credhelper.Token{Agent: c.client}
+			return u.Do(cmd.Context(), credhelper.TokenInput{Profile: args[0], MinValid: minValid, IDToken: idToken, Out: os.Stdout})
 		},
 	}
 	cmd.Flags().DurationVar(&minValid, "min-valid", 0, "refresh first when less than this is left")
@@ -63,11 +48,8 @@ func newHeaderCmd(c *cli) *cobra.Command {
 		Example: `  authagent header work | curl -H @- https://api.example.com/`,
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cred, err := c.client.Credential(cmd.Context(), args[0], credentialOpts(minValid)...)
-			if err != nil {
-				return err
-			}
-			return printHeaders(cred.Headers)
+			u := &credhelper.Header{Agent: c.client}
+			return u.Do(cmd.Context(), credhelper.HeaderInput{Profile: args[0], MinValid: minValid, Out: os.Stdout})
 		},
 	}
 	cmd.Flags().DurationVar(&minValid, "min-valid", 0, "refresh first when less than this is left")
@@ -155,11 +137,7 @@ func newStatusCmd(c *cli) *cobra.Command {
 			if asJSON {
 				return writeJSON(st)
 			}
-			sock := c.socket
-			if sock == "" {
-				sock = ipc.DefaultSocketPath()
-			}
-			fmt.Printf("agent %s, pid %d, up %s, socket %s\n", st.Version, st.PID, (time.Duration(st.UptimeS) * time.Second).String(), sock)
+			fmt.Printf("agent %s, pid %d, up %s, socket %s\n", st.Version, st.PID, (time.Duration(st.UptimeS) * time.Second).String(), c.socket)
 			persist := "secrets survive a restart"
 			if !st.SecretStore.Persistent {
 				persist = "secrets do NOT survive a restart"

@@ -3,18 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"sort"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/credhelper"
+	"github.com/authagent/authagent/gitsetup"
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/packaging"
 )
 
 // newGitCredentialCmd is git's credential helper; git runs it as
@@ -27,64 +25,10 @@ func newGitCredentialCmd(c *cli) *cobra.Command {
 		Hidden: true,
 		Args:   exactArgs(1, "get|store|erase"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return gitCredential(cmd, c.client, args[0], os.Stdin, os.Stdout)
+			g := &credhelper.Git{Agent: c.client, Stderr: os.Stderr}
+			return g.Do(cmd.Context(), credhelper.GitInput{Op: args[0], In: os.Stdin, Out: os.Stdout})
 		},
 	}
-}
-
-// gitCredential answers one git request. It never fails git: with no agent, no profile
-// for the host or a profile that needs a login, it says so on stderr at most and prints
-// nothing, so git goes on to its next helper or asks the user. A socket that another user
-// serves is an error (git goes on all the same), so scripts notice.
-func gitCredential(cmd *cobra.Command, client *ipc.Client, op string, in io.Reader, out io.Writer) error {
-	req, err := credhelper.ReadGitRequest(in)
-	if err != nil {
-		return err
-	}
-	if op != "get" && op != "erase" {
-		return nil // store: the agent owns the token; unknown operations are ignored
-	}
-	if req.Protocol != "https" && req.Protocol != "http" {
-		return nil
-	}
-	ctx := cmd.Context()
-	cred, err := client.CredentialForURL(ctx, req.URL())
-	var ae *ipc.Error
-	switch {
-	case errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile:
-		return nil
-	case ipc.IsUntrustedServer(err):
-		return err
-	case err != nil:
-		if op == "get" {
-			fmt.Fprintln(os.Stderr, "authagent:", oneLine(err.Error()))
-		}
-		return nil
-	}
-	if op == "erase" {
-		if refused := req.Refused(); refused != "" && refused != cred.Token {
-			return nil // the agent moved on to a newer token already; keep that one
-		}
-		if err := client.Reject(ctx, cred.Profile); err != nil {
-			fmt.Fprintln(os.Stderr, "authagent:", oneLine(err.Error()))
-		}
-		return nil
-	}
-	a := credhelper.GitAnswer{Username: cred.Username, Token: cred.Token, TokenType: cred.TokenType, ExpiresAt: expiresOf(cred)}
-	return credhelper.WriteGitAnswer(out, req, a)
-}
-
-// expiresOf is a credential's expiry, zero when it has none.
-func expiresOf(c *ipc.Credential) time.Time {
-	if c.ExpiresAt == nil {
-		return time.Time{}
-	}
-	return *c.ExpiresAt
-}
-
-func oneLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 func newGitCmd(c *cli) *cobra.Command {
@@ -121,17 +65,15 @@ The profiles' hosts come from the agent, or, when no agent answers, from the con
 			if err != nil {
 				return err
 			}
+			self = packaging.Front(self) // git runs the one-shot front, when there is one
 			for _, h := range hosts {
 				if remove {
-					for _, key := range credhelper.GitHelperKeys(h) {
-						if err := gitConfig("--global", "--unset-all", key); err != nil && key == credhelper.GitHelperKeys(h)[0] {
-							return err
-						}
-						fmt.Fprintf(os.Stderr, "git: %s removed\n", key)
+					if err := gitsetup.Unset(os.Stderr, h); err != nil {
+						return err
 					}
 					continue
 				}
-				if err := setGitHelper(h, self); err != nil {
+				if err := gitsetup.Set(os.Stderr, h, self); err != nil {
 					return err
 				}
 			}
@@ -188,63 +130,4 @@ func profileHosts(cmd *cobra.Command, client *ipc.Client, configPath string) ([]
 	}
 	sort.Strings(hosts)
 	return hosts, nil
-}
-
-// removeGitHelpers takes the credential helper entries that `authagent git setup` wrote
-// for hosts out of the global git config, and only those: a host whose entries name no
-// authagent helper is left alone. It says on stderr what it did; without git it does
-// nothing.
-func removeGitHelpers(hosts []string) {
-	if _, err := exec.LookPath("git"); err != nil || len(hosts) == 0 {
-		return
-	}
-	for _, h := range hosts {
-		for _, key := range credhelper.GitHelperKeys(h) {
-			out, err := exec.Command("git", "config", "--global", "--get-all", key).Output()
-			if err != nil || !ourGitHelper(string(out)) {
-				continue // no such entry (exit 1), or not ours
-			}
-			if err := gitConfig("--global", "--unset-all", key); err != nil {
-				fmt.Fprintln(os.Stderr, "warning:", err)
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "git: %s removed\n", key)
-		}
-	}
-}
-
-// ourGitHelper reports whether the values of a credential.URL.helper key (one a line)
-// hold the helper setGitHelper writes.
-func ourGitHelper(values string) bool {
-	for v := range strings.Lines(values) {
-		v = strings.TrimSpace(v)
-		if strings.HasPrefix(v, "!") && strings.Contains(v, "authagent") && strings.HasSuffix(v, " git-credential") {
-			return true
-		}
-	}
-	return false
-}
-
-// setGitHelper makes the binary at self git's only credential helper for https://host,
-// and for http://host too when host is loopback (where the agent allows plain http).
-func setGitHelper(host, self string) error {
-	for _, key := range credhelper.GitHelperKeys(host) {
-		gitConfig("--global", "--unset-all", key) // start clean; missing is fine
-		if err := gitConfig("--global", "--add", key, ""); err != nil {
-			return err
-		}
-		if err := gitConfig("--global", "--add", key, "!"+shellQuote(self)+" git-credential"); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "git: %s set\n", key)
-	}
-	return nil
-}
-
-func gitConfig(args ...string) error {
-	out, err := exec.Command("git", append([]string{"config"}, args...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("git config %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }

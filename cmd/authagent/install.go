@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/authagent/authagent/credhelper"
+	"github.com/authagent/authagent/gitsetup"
 	"github.com/authagent/authagent/packaging"
 )
 
@@ -35,6 +35,7 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 				return err
 			}
 			self, _ = filepath.EvalSymlinks(self)
+			self = packaging.Front(self) // units and git run the one-shot front, when there is one
 			cfg, err := os.UserConfigDir()
 			if err != nil {
 				return err
@@ -58,9 +59,7 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 					systemctl("daemon-reload")
 				}
 				for _, h := range gitHosts {
-					for _, key := range credhelper.GitHelperKeys(h) {
-						gitConfig("--global", "--unset-all", key)
-					}
+					gitsetup.UnsetQuietly(h)
 				}
 				return nil
 			}
@@ -79,7 +78,7 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 				fmt.Fprintln(os.Stderr, "wrote", dst)
 			}
 			for _, h := range gitHosts {
-				if err := setGitHelper(h, self); err != nil {
+				if err := gitsetup.Set(os.Stderr, h, self); err != nil {
 					return err
 				}
 			}

@@ -1,15 +1,15 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
+	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -158,34 +158,10 @@ When kubectl says the session is interactive and the profile needs a login, the 
 runs with its prompts on stderr; otherwise the command fails with a message.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, err := credhelper.ParseExecInfo(os.Getenv("KUBERNETES_EXEC_INFO"))
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			p, err := c.client.Profile(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			var opts []ipc.CredentialOption
-			if p.KubeToken == ipc.TokenID {
-				opts = append(opts, ipc.IDToken())
-			}
-			if info.Spec.Cluster != nil && info.Spec.Cluster.Server != "" {
-				opts = append(opts, ipc.ForURL(info.Spec.Cluster.Server)) // the token goes only to the profile's hosts
-			}
-			cred, err := c.client.Credential(ctx, args[0], opts...)
-			var ae *ipc.Error
-			if errors.As(err, &ae) && ae.Code == ipc.CodeNeedsLogin && info.Spec.Interactive {
-				if err := login(ctx, c.client, args[0], loginOpts{open: true}, os.Stderr); err != nil {
-					return err
-				}
-				cred, err = c.client.Credential(ctx, args[0], opts...)
-			}
-			if err != nil {
-				return err
-			}
-			return credhelper.WriteExecCredential(os.Stdout, info.APIVersion, cred.Token, expiresOf(cred))
+			k := &credhelper.Kube{Agent: c.client, Login: func(ctx context.Context, name string) error {
+				return runLogin(ctx, c.client, name, loginOpts{open: true}, os.Stderr)
+			}}
+			return k.Do(cmd.Context(), credhelper.KubeInput{Profile: args[0], ExecInfo: os.Getenv("KUBERNETES_EXEC_INFO"), Out: os.Stdout})
 		},
 	}
 }
@@ -195,53 +171,18 @@ func newDockerCredentialCmd(c *cli) *cobra.Command {
 		Use:    "docker-credential get|store|erase|list",
 		Short:  "Docker credential helper (docker runs docker-credential-authagent)",
 		Hidden: true,
-		Args:   exactArgs(1, "get|store|erase|list"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			in, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
-			if err != nil {
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := exactArgs(1, "get|store|erase|list")(cmd, args); err != nil {
 				return err
 			}
-			switch args[0] {
-			case "get", "erase":
-				server := strings.TrimSpace(string(in))
-				cred, err := c.client.CredentialForURL(ctx, credhelper.DockerServerURL(server))
-				var ae *ipc.Error
-				if err != nil && (errors.Is(err, ipc.ErrNoAgent) || errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile) {
-					// Not ours, or no agent: Docker goes on without credentials (public
-					// images still pull).
-					if args[0] == "erase" {
-						return nil
-					}
-					fmt.Println(credhelper.DockerNotFound)
-					return exitStatus{1}
-				}
-				if err != nil {
-					fmt.Println(oneLine(err.Error())) // Docker shows the helper's stdout, not its stderr
-					return exitStatus{1}
-				}
-				if args[0] == "erase" {
-					return c.client.Reject(ctx, cred.Profile)
-				}
-				return json.NewEncoder(os.Stdout).Encode(credhelper.DockerCredential{ServerURL: server, Username: cred.Username, Secret: cred.Token})
-			case "store":
-				return nil // the agent owns these credentials; docker login's copy is not kept
-			case "list":
-				ps, err := c.client.Profiles(ctx)
-				if err != nil {
-					return err
-				}
-				out := map[string]string{}
-				for _, p := range ps {
-					for _, h := range p.Hosts {
-						if !strings.Contains(h, "*") {
-							out["https://"+h] = p.Username
-						}
-					}
-				}
-				return json.NewEncoder(os.Stdout).Encode(out)
+			if !slices.Contains([]string{"get", "store", "erase", "list"}, args[0]) {
+				return usageError{fmt.Sprintf("unknown operation %q: want get, store, erase or list", args[0])}
 			}
-			return usageError{fmt.Sprintf("unknown operation %q: want get, store, erase or list", args[0])}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d := &credhelper.Docker{Agent: c.client}
+			return d.Do(cmd.Context(), credhelper.DockerInput{Op: args[0], In: os.Stdin, Out: os.Stdout})
 		},
 	}
 }
@@ -258,19 +199,8 @@ profile covers gets empty headers.`,
 			if args[0] != "get" {
 				return usageError{"only `get` is defined by the credential helper spec"}
 			}
-			req, err := credhelper.ReadBazelRequest(os.Stdin)
-			if err != nil {
-				return err
-			}
-			cred, err := c.client.CredentialForURL(cmd.Context(), req.URI)
-			var ae *ipc.Error
-			if errors.As(err, &ae) && ae.Code == ipc.CodeNoProfile {
-				return json.NewEncoder(os.Stdout).Encode(credhelper.BazelResponse{Headers: map[string][]string{}})
-			}
-			if err != nil {
-				return err
-			}
-			return json.NewEncoder(os.Stdout).Encode(credhelper.NewBazelResponse(cred.Headers, expiresOf(cred)))
+			b := &credhelper.Bazel{Agent: c.client}
+			return b.Do(cmd.Context(), credhelper.BazelInput{In: os.Stdin, Out: os.Stdout})
 		},
 	}
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"sync"
@@ -16,7 +14,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authagent/authagent/ipc"
-	"github.com/authagent/authagent/tray"
+	"github.com/authagent/authagent/login"
+	"github.com/authagent/authagent/opener"
 )
 
 func newLoginCmd(c *cli) *cobra.Command {
@@ -75,7 +74,7 @@ Without NAME, every profile that needs a login is logged in, one after another.`
 				}
 			}
 			for _, name := range names {
-				if err := login(ctx, c.client, name, lo, os.Stdout); err != nil {
+				if err := runLogin(ctx, c.client, name, lo, os.Stdout); err != nil {
 					return err
 				}
 			}
@@ -95,125 +94,63 @@ type loginOpts struct {
 	open bool
 }
 
-// login drives one login in the agent and follows it to its end; what the user must do is
-// shown on out.
-func login(ctx context.Context, client *ipc.Client, name string, lo loginOpts, out *os.File) error {
-	w, err := client.Watch(ctx, false) // before the login starts, so no event is missed
-	if err != nil {
-		return err
+// runLogin drives one login in the agent and follows it to its end; what the user must do is
+// shown on out, and how it goes on stderr.
+func runLogin(ctx context.Context, client *ipc.Client, name string, lo loginOpts, out *os.File) error {
+	ui := &loginUI{out: out, stopCountdown: func() {}}
+	defer ui.stopCountdown()
+	l := &login.Login{Client: client, Opener: opener.Browser{}, UI: ui}
+	err := l.Do(ctx, login.Input{Profile: name, Flow: lo.flow, Display: lo.open && opener.CanOpenBrowser(os.Getenv), Wait: true})
+	ui.stopCountdown()
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "logged in to %s\n", name)
 	}
-	defer w.Close()
-	started := false
-	canOpen := lo.open && tray.CanOpenBrowser(os.Getenv)
-	opts := []ipc.LoginOption{ipc.Display(canOpen)}
-	if lo.flow != "" {
-		opts = append(opts, ipc.Flow(lo.flow))
-	}
-	ch, err := client.Login(ctx, name, opts...)
-	var ae *ipc.Error
-	if errors.As(err, &ae) && ae.Code == ipc.CodeLoginPending {
-		p, perr := client.Profile(ctx, name)
-		if perr != nil || p.Login == nil {
-			return err
-		}
-		ch, started = p.Login, true // join the login already waiting for the user
+	return err
+}
+
+// loginUI shows a login on a terminal: what to do on out, the rest on stderr.
+type loginUI struct {
+	out           *os.File
+	stopCountdown func()
+}
+
+func (u *loginUI) Challenge(name string, ch *ipc.LoginChallenge, joined, opening bool) {
+	if joined {
 		fmt.Fprintln(os.Stderr, "a login is already in progress; following it")
-	} else if err != nil {
-		return err
 	}
+	if ch.Flow == ipc.FlowBrowser {
+		if opening {
+			fmt.Fprintf(u.out, "Opening your browser to log in to %s. If it does not open, open this URL in a browser on this machine:\n\n    %s\n\n", name, ch.AuthURL)
+		} else {
+			fmt.Fprintf(u.out, "To log in to %s, open this URL in a browser on the machine the agent runs on:\n\n    %s\n\n", name, ch.AuthURL)
+			fmt.Fprintln(os.Stderr, "no browser can be opened from here (no $BROWSER, DISPLAY or WAYLAND_DISPLAY, or --no-browser)")
+			fmt.Fprintf(os.Stderr, "the login waits for the URL above; or press Ctrl-C and log in with a code instead: `authagent login %s --device`\n", name)
+		}
+	} else {
+		fmt.Fprintf(u.out, "To log in to %s, open\n\n    %s\n\nand enter the code\n\n    %s\n\n", name, ch.VerificationURI, ch.UserCode)
+		if ch.VerificationURIComplete != "" && term.IsTerminal(int(u.out.Fd())) {
+			fmt.Fprintln(u.out, "or scan this code:")
+			qrterminal.GenerateHalfBlock(ch.VerificationURIComplete, qrterminal.L, u.out)
+			fmt.Fprintln(u.out)
+		}
+	}
+}
+
+func (u *loginUI) Waiting(name string, ch *ipc.LoginChallenge) {
 	what := "the code expires"
 	if ch.Flow == ipc.FlowBrowser {
 		what = "the login ends"
-		showBrowserLogin(ctx, out, name, ch, canOpen)
-	} else {
-		showChallenge(out, name, ch)
-		if canOpen {
-			target := ch.VerificationURIComplete
-			if target == "" {
-				target = ch.VerificationURI
-			}
-			openBrowser(ctx, target)
-		}
 	}
-	stopCountdown := countdown(ch.ExpiresAt, what)
-	defer stopCountdown()
-
-	type result struct {
-		p   ipc.Profile
-		err error
-	}
-	results := make(chan result, 1)
-	go func() {
-		for {
-			ev, err := w.Next()
-			if err != nil {
-				results <- result{err: err}
-				return
-			}
-			if ev.Profile.Name != name {
-				continue
-			}
-			if ev.Profile.Login != nil {
-				started = true
-				continue
-			}
-			if started {
-				results <- result{p: ev.Profile}
-				return
-			}
-		}
-	}()
-	select {
-	case <-ctx.Done():
-		stopCountdown()
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		client.CancelLogin(cctx, name)
-		return errors.New("login cancelled")
-	case r := <-results:
-		stopCountdown()
-		if r.err != nil {
-			if errors.Is(r.err, io.EOF) {
-				return errors.New("the agent stopped during the login; start it and run `authagent login " + name + "` again")
-			}
-			return r.err
-		}
-		if r.p.State == ipc.StateValid {
-			fmt.Fprintf(os.Stderr, "logged in to %s\n", name)
-			return nil
-		}
-		if r.p.LastError == "" {
-			return fmt.Errorf("%s: the login ended with the profile %s; `authagent list` shows it", name, r.p.State)
-		}
-		return fmt.Errorf("%s: %s", name, r.p.LastError)
-	}
+	u.stopCountdown = countdown(ch.ExpiresAt, what)
 }
 
-// showChallenge tells the user what to do, on out; the QR code only when out is a terminal.
-func showChallenge(out *os.File, name string, ch *ipc.LoginChallenge) {
-	fmt.Fprintf(out, "To log in to %s, open\n\n    %s\n\nand enter the code\n\n    %s\n\n", name, ch.VerificationURI, ch.UserCode)
-	if ch.VerificationURIComplete != "" && term.IsTerminal(int(out.Fd())) {
-		fmt.Fprintln(out, "or scan this code:")
-		qrterminal.GenerateHalfBlock(ch.VerificationURIComplete, qrterminal.L, out)
-		fmt.Fprintln(out)
-	}
-}
-
-// showBrowserLogin opens the browser on a browser login's page, or says that it cannot
-// and offers the two ways out: open the URL by hand, or the device flow.
-func showBrowserLogin(ctx context.Context, out *os.File, name string, ch *ipc.LoginChallenge, canOpen bool) {
-	if canOpen {
-		fmt.Fprintf(out, "Opening your browser to log in to %s. If it does not open, open this URL in a browser on this machine:\n\n    %s\n\n", name, ch.AuthURL)
-		err := (tray.BrowserOpener{}).Open(ctx, ch.AuthURL)
-		if err == nil {
-			return
-		}
+func (u *loginUI) OpenFailed(name string, ch *ipc.LoginChallenge, err error) {
+	if ch.Flow == ipc.FlowBrowser {
 		fmt.Fprintf(os.Stderr, "could not open a browser: %v\n", err)
-	} else {
-		fmt.Fprintf(out, "To log in to %s, open this URL in a browser on the machine the agent runs on:\n\n    %s\n\n", name, ch.AuthURL)
-		fmt.Fprintln(os.Stderr, "no browser can be opened from here (no $BROWSER, DISPLAY or WAYLAND_DISPLAY, or --no-browser)")
+		fmt.Fprintf(os.Stderr, "the login waits for the URL above; or press Ctrl-C and log in with a code instead: `authagent login %s --device`\n", name)
+		return
 	}
-	fmt.Fprintf(os.Stderr, "the login waits for the URL above; or press Ctrl-C and log in with a code instead: `authagent login %s --device`\n", name)
+	fmt.Fprintf(os.Stderr, "could not open a browser (%v); open the URL above yourself\n", err)
 }
 
 // countdown shows on a terminal how long the login waits for the user (what: "the code
@@ -247,12 +184,6 @@ func countdown(expires time.Time, what string) func() {
 		close(done)
 		<-stopped
 	})
-}
-
-func openBrowser(ctx context.Context, url string) {
-	if err := (tray.BrowserOpener{}).Open(ctx, url); err != nil {
-		fmt.Fprintf(os.Stderr, "could not open a browser (%v); open the URL above yourself\n", err)
-	}
 }
 
 func newLogoutCmd(c *cli) *cobra.Command {

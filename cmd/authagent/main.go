@@ -1,6 +1,8 @@
 // Command authagent is ssh-agent for bearer credentials: `authagent serve` runs the agent;
 // every other subcommand is a client of its socket. This package is glue: flag parsing and
-// wiring; the logic lives in agent, ipc and the providers.
+// wiring; the logic lives in packages (agent, ipc/server, ipc, credhelper, login,
+// gitsetup, the providers). Packages install it as PREFIX/libexec/authagent/authagent
+// behind the one-shot front (cmd/authagent-oneshot); built alone, it answers every command.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/authagent/authagent/credhelper"
 	"github.com/authagent/authagent/ipc"
 )
 
@@ -60,6 +63,10 @@ func run(args []string) int {
 	if errors.As(err, &es) {
 		return es.code
 	}
+	var answered *credhelper.ExitError
+	if errors.As(err, &answered) {
+		return answered.Code // the helper told its caller already
+	}
 	fmt.Fprintln(os.Stderr, "authagent:", err)
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
@@ -74,7 +81,7 @@ func run(args []string) int {
 
 // cli holds what every client subcommand shares.
 type cli struct {
-	socket string
+	socket string // absolute, once a subcommand runs
 	client *ipc.Client
 }
 
@@ -94,6 +101,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		Args:          noArgs,
 		RunE:          func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			c.socket = ipc.SocketPath(c.socket) // the one place the socket is resolved
 			c.client = &ipc.Client{Socket: c.socket}
 		},
 	}

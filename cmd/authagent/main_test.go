@@ -96,20 +96,6 @@ func TestOrphanHosts(t *testing.T) {
 	}
 }
 
-func TestOurGitHelper(t *testing.T) {
-	for values, want := range map[string]bool{
-		"\n!/usr/bin/authagent git-credential\n":          true,
-		"\n!'/home/me/my bin/authagent' git-credential\n": true,
-		"store\n":                        false,
-		"\n!/usr/bin/other-helper get\n": false,
-		"":                               false,
-	} {
-		if got := ourGitHelper(values); got != want {
-			t.Errorf("ourGitHelper(%q) = %v, want %v", values, got, want)
-		}
-	}
-}
-
 // TestCannotRun: exec's exit statuses are a shell's: 127 not found, 126 not runnable.
 func TestCannotRun(t *testing.T) {
 	dir := t.TempDir()

@@ -14,15 +14,15 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authagent/authagent/agent"
+	"github.com/authagent/authagent/gitsetup"
 	"github.com/authagent/authagent/ipc"
-	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
 	"github.com/authagent/authagent/providers/devicecode"
 	"github.com/authagent/authagent/providers/externaljwt"
 )
 
 func newAddCmd(c *cli) *cobra.Command {
-	var spec providers.ProfileConfig
+	var spec ipc.ProfileConfig
 	var headers, metadata []string
 	var noSecret, withSecret bool
 	cmd := &cobra.Command{
@@ -116,7 +116,7 @@ its hosts); token, header and exec still work by name.`,
 // (apikey.New refuses others; a test keeps the list true).
 var (
 	providerNames = []string{apikey.Name, devicecode.Name, devicecode.OIDCName, externaljwt.Name}
-	apikeyModes   = []string{"headers", "client_credentials", "sigv4"}
+	apikeyModes   = []string{"headers", "client_credentials", "sigv4", "command", "token_exchange"}
 )
 
 func newSetSecretCmd(c *cli) *cobra.Command {
@@ -154,14 +154,12 @@ secrets in memory. (` + "`authagent add`" + ` defines the whole profile anew.)`,
 	}
 }
 
-// durationFlag lets a providers.Duration be a flag.
-type durationFlag providers.Duration
+// durationFlag lets an ipc.Duration be a flag.
+type durationFlag ipc.Duration
 
-func (d *durationFlag) String() string { return providers.Duration(*d).D().String() }
-func (d *durationFlag) Type() string   { return "duration" }
-func (d *durationFlag) Set(s string) error {
-	return (*providers.Duration)(d).UnmarshalText([]byte(s))
-}
+func (d *durationFlag) String() string     { return time.Duration(*d).String() }
+func (d *durationFlag) Type() string       { return "duration" }
+func (d *durationFlag) Set(s string) error { return (*ipc.Duration)(d).UnmarshalText([]byte(s)) }
 
 func keyValues(flag string, items []string) (map[string]string, error) {
 	if len(items) == 0 {
@@ -229,7 +227,7 @@ another profile still lists the host.`,
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "profile %s removed\n", name)
-			removeGitHelpers(orphanHosts(ps, name))
+			gitsetup.RemoveOurs(os.Stderr, orphanHosts(ps, name))
 			return nil
 		},
 	}

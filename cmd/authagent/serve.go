@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/authagent/authagent/agent"
-	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/ipc/server"
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
 	"github.com/authagent/authagent/providers/devicecode"
@@ -25,7 +25,7 @@ import (
 // run are killed when stop ends, so they do not hold up the agent's shutdown.
 func factories(stop context.Context) map[string]providers.Factory {
 	return map[string]providers.Factory{
-		apikey.Name:         apikey.New,
+		apikey.Name:         apikey.NewFactory(stop),
 		devicecode.Name:     devicecode.New,
 		devicecode.OIDCName: devicecode.New, // the same kind; login defaults to "auto"
 		externaljwt.Name:    externaljwt.NewFactory(stop),
@@ -97,17 +97,14 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 		return err
 	}
 	defer a.Close()
-	ln, err := ipc.ActivatedListener()
+	ln, err := server.ActivatedListener()
 	if err != nil {
 		return err
 	}
 	if ln != nil {
 		socket = ln.Addr().String() + " (from systemd)"
 	} else {
-		if socket == "" {
-			socket = ipc.DefaultSocketPath()
-		}
-		if ln, err = ipc.Listen(socket); err != nil {
+		if ln, err = server.Listen(socket); err != nil {
 			return err
 		}
 	}
@@ -129,7 +126,7 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 	info := store.Info()
 	log.Info("agent listening", "socket", socket, "config", configPath, "secret_store", info.Kind, "persistent", info.Persistent, "pid", os.Getpid(), "version", version)
 	stopNotify := notifySystemd(ctx, log, fmt.Sprintf("serving %d profiles; secrets in %s", len(a.Profiles()), info.Kind))
-	err = (&ipc.Server{Agent: a, Log: log, Stop: stopRequested}).Serve(ctx, ln)
+	err = (&server.Server{Agent: a, Log: log, Stop: stopRequested}).Serve(ctx, ln)
 	stopNotify()
 	log.Info("agent stopped")
 	return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authagent/authagent/gitsetup"
 	"github.com/authagent/authagent/ipc"
 )
 
@@ -32,14 +33,7 @@ The background agent logs to $XDG_STATE_HOME/authagent/agent.log
 (default ~/.local/state/authagent/agent.log).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sock := c.socket
-			if sock == "" {
-				sock = ipc.DefaultSocketPath()
-			}
-			if abs, err := filepath.Abs(sock); err == nil {
-				sock = abs
-			}
-			client := &ipc.Client{Socket: sock}
+			sock, client := c.socket, c.client
 			st, err := client.Status(cmd.Context())
 			if err != nil {
 				if ipc.IsUntrustedServer(err) {
@@ -50,9 +44,9 @@ The background agent logs to $XDG_STATE_HOME/authagent/agent.log
 				}
 			}
 			if fish {
-				fmt.Printf("set -x AUTHAGENT_SOCK %s;\necho Agent pid %d;\n", shellQuote(sock), st.PID)
+				fmt.Printf("set -x AUTHAGENT_SOCK %s;\necho Agent pid %d;\n", gitsetup.ShellQuote(sock), st.PID)
 			} else {
-				fmt.Printf("AUTHAGENT_SOCK=%s; export AUTHAGENT_SOCK;\necho Agent pid %d;\n", shellQuote(sock), st.PID)
+				fmt.Printf("AUTHAGENT_SOCK=%s; export AUTHAGENT_SOCK;\necho Agent pid %d;\n", gitsetup.ShellQuote(sock), st.PID)
 			}
 			return nil
 		},
@@ -181,11 +175,4 @@ func agentLogPath() (string, error) {
 		dir = filepath.Join(home, ".local", "state")
 	}
 	return filepath.Join(dir, "authagent", "agent.log"), nil
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

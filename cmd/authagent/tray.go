@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
@@ -58,12 +57,6 @@ the agent comes back.
 				}
 			}
 			sock := c.socket
-			if sock == "" {
-				sock = ipc.DefaultSocketPath()
-			}
-			if abs, err := filepath.Abs(sock); err == nil {
-				sock = abs
-			}
 			t := tray.New(tray.Options{
 				Client:     c.client,
 				Notifier:   tray.NewDBusNotifier(conn),

@@ -1,5 +1,5 @@
 // Package apikey is the provider for API keys: a key id and a secret that live in the
-// agent's secret store, used in one of three modes.
+// agent's secret store, used in one of five modes.
 //
 //   - "headers": the key id and secret are sent as HTTP headers and gRPC metadata built from
 //     templates.
@@ -7,6 +7,12 @@
 //     short-lived access token with the OAuth 2.0 client credentials grant.
 //   - "sigv4": the secret never leaves the agent; requests are signed with the AWS Signature
 //     Version 4 algorithm (which DCI-style APIs accept as well).
+//   - "command": an exchange command trades the key id and secret for a token by whatever
+//     protocol the server speaks (a challenge-response over a broker's own RPC): it reads
+//     them as JSON on stdin, for that run only, and prints the token (package tokencmd runs
+//     it). The token goes out in headers and gRPC metadata built from templates.
+//   - "token_exchange": a subject token (the stored secret, a pushed token, or another
+//     profile's token) is traded for an access token with OAuth 2.0 Token Exchange (RFC 8693).
 //
 // It also makes new key pairs (GenerateKey) for people who run the server side. The OAuth
 // protocol is golang.org/x/oauth2's and the signature is aws-sdk-go-v2's v4 signer; this
@@ -56,12 +62,28 @@ const (
 	modeHeaders           = "headers"
 	modeClientCredentials = "client_credentials"
 	modeSigV4             = "sigv4"
+	modeCommand           = "command"
+	modeTokenExchange     = "token_exchange"
 )
 
 // New is the providers.Factory for apikey profiles. An empty mode is "headers". Every value
 // that goes into a header or gRPC metadata must be sendable there (providers.CheckSendable):
-// it is refused here rather than found out at the first request.
+// it is refused here rather than found out at the first request. An exchange command
+// (mode "command") runs until its fetch's context ends or its timeout passes; an agent
+// uses NewFactory instead.
 func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+	return build(context.Background(), cfg, env)
+}
+
+// NewFactory is New for an agent that stops when stop ends: from then on an exchange
+// command in flight is killed at once and none is started, as externaljwt.NewFactory does.
+func NewFactory(stop context.Context) providers.Factory {
+	return func(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+		return build(stop, cfg, env)
+	}
+}
+
+func build(stop context.Context, cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
 	// key_id goes into headers and metadata, the SigV4 Authorization header or the OAuth
 	// client's credentials, whatever the mode.
 	if err := providers.CheckSendable("key_id", cfg.KeyID); err != nil {
@@ -74,16 +96,32 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		return newClientCredentials(cfg, env)
 	case modeSigV4:
 		return newSigV4(cfg, env)
+	case modeCommand:
+		return newCommand(stop, cfg, env)
+	case modeTokenExchange:
+		return newTokenExchange(cfg, env)
 	}
-	return nil, &providers.ConfigError{Key: "mode", Message: fmt.Sprintf("%q is not a mode of provider %s; use %q, %q or %q",
-		cfg.Mode, Name, modeHeaders, modeClientCredentials, modeSigV4)}
+	return nil, &providers.ConfigError{Key: "mode", Message: fmt.Sprintf("%q is not a mode of provider %s; use %q, %q, %q, %q or %q",
+		cfg.Mode, Name, modeHeaders, modeClientCredentials, modeSigV4, modeCommand, modeTokenExchange)}
 }
 
 func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, error) {
 	if err := providers.CheckKeys(cfg, Name+" (mode "+modeHeaders+")", "mode", "key_id", "headers", "metadata"); err != nil {
 		return nil, err
 	}
-	headers := cfg.Headers
+	headers, md, err := templates(cfg, defaultHeaders, "{key_id}", "{secret}")
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{keyID: cfg.KeyID, headers: headers, metadata: md, secrets: env.Secrets, profile: env.Name}, nil
+}
+
+// templates checks a profile's headers and metadata templates, whose placeholders may be
+// those in vars (such as "{key_id}"), and returns them: the headers, defaultHeaders when
+// it sets none; the metadata by lowercased key, the headers with lowercased names when it
+// sets none. key_id must not hold '{', which would make a placeholder of its own.
+func templates(cfg *providers.ProfileConfig, defaultHeaders map[string]string, vars ...string) (headers, md map[string]string, err error) {
+	headers = cfg.Headers
 	if len(headers) == 0 {
 		headers = defaultHeaders
 	}
@@ -94,17 +132,17 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 		// HTTP header names are case-insensitive: two that differ in case only are one
 		// header, with two values, and the metadata built from them would pick one at random.
 		if other, ok := seen[strings.ToLower(name)]; ok {
-			return nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("is the same header as %q (names do not differ by case); keep one", other)}
+			return nil, nil, &providers.ConfigError{Key: key, Message: fmt.Sprintf("is the same header as %q (names do not differ by case); keep one", other)}
 		}
 		seen[strings.ToLower(name)] = name
 		if !headerNameRE().MatchString(name) {
-			return nil, &providers.ConfigError{Key: key, Message: "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"}
+			return nil, nil, &providers.ConfigError{Key: key, Message: "is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"}
 		}
 		if err := providers.CheckSendable(key, headers[name]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := checkTemplate(headers[name]); err != nil {
-			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
+		if err := checkTemplate(headers[name], vars); err != nil {
+			return nil, nil, &providers.ConfigError{Key: key, Message: err.Error()}
 		}
 	}
 	metadata := cfg.Metadata
@@ -114,37 +152,47 @@ func newHeaders(cfg *providers.ProfileConfig, env providers.Env) (*Provider, err
 			metadata[strings.ToLower(name)] = tmpl
 		}
 	}
-	md := make(map[string]string, len(metadata))
+	md = make(map[string]string, len(metadata))
 	for _, name := range slices.Sorted(maps.Keys(metadata)) {
 		key, tmpl := providers.SubKey("metadata", name), metadata[name]
 		lk := strings.ToLower(name)
 		if _, dup := md[lk]; dup {
-			return nil, &providers.ConfigError{Key: key, Message: "is the same metadata key as another that differs only by case; keep one"}
+			return nil, nil, &providers.ConfigError{Key: key, Message: "is the same metadata key as another that differs only by case; keep one"}
 		}
 		if !metadataKeyRE().MatchString(lk) || strings.HasSuffix(lk, "-bin") || strings.HasPrefix(lk, "grpc-") {
-			return nil, &providers.ConfigError{Key: key, Message: "is not a usable gRPC metadata key (lowercase letters, digits, '-', '_', '.'; not grpc-* or *-bin)"}
+			return nil, nil, &providers.ConfigError{Key: key, Message: "is not a usable gRPC metadata key (lowercase letters, digits, '-', '_', '.'; not grpc-* or *-bin)"}
 		}
 		if err := providers.CheckSendable(key, tmpl); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := checkTemplate(tmpl); err != nil {
-			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
+		if err := checkTemplate(tmpl, vars); err != nil {
+			return nil, nil, &providers.ConfigError{Key: key, Message: err.Error()}
 		}
 		md[lk] = tmpl
 	}
 	if strings.Contains(cfg.KeyID, "{") {
-		return nil, &providers.ConfigError{Key: "key_id", Message: "must not contain '{'"}
+		return nil, nil, &providers.ConfigError{Key: "key_id", Message: "must not contain '{'"}
 	}
-	return &Provider{keyID: cfg.KeyID, headers: headers, metadata: md, secrets: env.Secrets, profile: env.Name}, nil
+	return headers, md, nil
 }
 
-func checkTemplate(t string) error {
+// checkTemplate refuses a placeholder that is not one of vars.
+func checkTemplate(t string, vars []string) error {
 	for _, ph := range placeholderRE().FindAllString(t, -1) {
-		if ph != "{secret}" && ph != "{key_id}" {
-			return fmt.Errorf("unknown placeholder %s: use {key_id} or {secret}", ph)
+		if !slices.Contains(vars, ph) {
+			return fmt.Errorf("unknown placeholder %s: use %s", ph, strings.Join(vars, " or "))
 		}
 	}
 	return nil
+}
+
+// fill returns the templates m with each placeholder replaced by r.
+func fill(m map[string]string, r *strings.Replacer) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = r.Replace(v)
+	}
+	return out
 }
 
 // tokenType is "Bearer" when the secret goes out as a bearer token (so git may send it as
@@ -170,17 +218,10 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 		return nil, fmt.Errorf("read API secret: %w", err)
 	}
 	r := strings.NewReplacer("{secret}", secret, "{key_id}", p.keyID)
-	fill := func(m map[string]string) map[string]string {
-		out := make(map[string]string, len(m))
-		for k, v := range m {
-			out[k] = r.Replace(v)
-		}
-		return out
-	}
 	return &providers.Credential{
 		TokenType: p.tokenType(),
 		Token:     secret,
-		Headers:   fill(p.headers),
-		Metadata:  fill(p.metadata),
+		Headers:   fill(p.headers, r),
+		Metadata:  fill(p.metadata, r),
 	}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/tokencmd"
 )
 
 // helperEnv, when set, makes the test binary a stand-in agent (see TestMain): it runs the
@@ -161,7 +162,7 @@ func TestStopKillsCommandInFlight(t *testing.T) {
 	stopNow()
 	select {
 	case err := <-done:
-		if !errors.Is(err, errStopping) || !strings.Contains(err.Error(), "the agent is stopping") {
+		if !errors.Is(err, tokencmd.ErrStopping) || !strings.Contains(err.Error(), "the agent is stopping") {
 			t.Errorf("Fetch: got %v, want an error saying the agent is stopping", err)
 		}
 	case <-time.After(20 * time.Second):
@@ -171,7 +172,7 @@ func TestStopKillsCommandInFlight(t *testing.T) {
 
 	// Once stopped, no command is started.
 	os.Remove(f.self)
-	if _, err := prov.Fetch(t.Context()); !errors.Is(err, errStopping) {
+	if _, err := prov.Fetch(t.Context()); !errors.Is(err, tokencmd.ErrStopping) {
 		t.Errorf("Fetch after stop: got %v, want an error saying the agent is stopping", err)
 	}
 	time.Sleep(100 * time.Millisecond)

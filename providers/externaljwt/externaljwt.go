@@ -1,6 +1,8 @@
 // Package externaljwt is the provider for bearer tokens that another program manages. A
 // profile takes its token from one source: a command it runs (stdout holds a raw token,
-// {"token","expires_at"} JSON, or a Kubernetes ExecCredential), a file it re-reads and
+// {"token","expires_at"} JSON, or a Kubernetes ExecCredential; with stdin = "secret" the
+// command reads the profile's secret and key id as JSON on stdin, so that a program can
+// trade a secret the agent keeps for a token), a file it re-reads and
 // watches for rotation, or tokens pushed into the agent (`authagent set-token`), which it
 // keeps in the secret store so they survive a restart.
 //
@@ -9,10 +11,10 @@
 // there is none and the token is used until a server rejects it. When jwks_url is set, the
 // token's signature is verified against that key set and a token that fails is refused.
 //
-// A command runs in a process group of its own that is killed whole when its fetch is
-// cancelled or times out, when the agent stops (NewFactory), and when the agent dies however
-// it dies. A failed command's stderr goes into the error scrubbed of the profile's own
-// secrets and of anything shaped like a token.
+// A command runs as package tokencmd runs every command: in a process group of its own that
+// is killed whole when its fetch is cancelled or times out, when the agent stops
+// (NewFactory), and when the agent dies however it dies. A failed command's stderr goes into
+// the error scrubbed of the profile's own secrets and of anything shaped like a token.
 //
 // The package does not decide when to fetch again (that is the agent's refresh policy), and
 // it never mints, refreshes or revokes tokens itself.
@@ -25,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -35,13 +36,14 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/tokencmd"
 )
 
 // Name is the provider name used in the config.
 const Name = "externaljwt"
 
 // DefaultTimeout bounds a command run when the profile sets no timeout.
-const DefaultTimeout = 30 * time.Second
+const DefaultTimeout = tokencmd.DefaultTimeout
 
 type source int
 
@@ -55,10 +57,8 @@ const (
 type Provider struct {
 	name     string
 	src      source
-	argv     []string
-	env      map[string]string
-	dir      string
-	timeout  time.Duration
+	cmd      *tokencmd.Command // sourceCommand only
+	keyID    string            // goes to a command with stdin = "secret"
 	file     string
 	lifetime time.Duration
 	jwksURL  string
@@ -97,13 +97,12 @@ func NewFactory(stop context.Context) providers.Factory {
 }
 
 func build(stop context.Context, cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
-	if err := providers.CheckKeys(cfg, Name, "command", "env", "dir", "timeout", "file", "lifetime", "jwks_url"); err != nil {
+	if err := providers.CheckKeys(cfg, Name, "command", "env", "dir", "timeout", "file", "lifetime", "jwks_url", "stdin", "key_id"); err != nil {
 		return nil, err
 	}
 	p := &Provider{
 		name:     env.Name,
 		lifetime: cfg.Lifetime.D(),
-		timeout:  DefaultTimeout,
 		secrets:  env.Secrets,
 		now:      env.Now,
 		log:      env.Logger,
@@ -119,16 +118,14 @@ func build(stop context.Context, cfg *providers.ProfileConfig, env providers.Env
 	case cfg.Command != nil && cfg.File != "":
 		return nil, &providers.ConfigError{Key: "file", Message: "set either command or file, not both (with neither, tokens are pushed with `authagent set-token`)"}
 	case cfg.Command != nil:
-		if len(cfg.Command) == 0 || cfg.Command[0] == "" {
-			return nil, &providers.ConfigError{Key: "command", Message: `needs at least the program to run, like ["vault", "read", "-field=token", "auth/jwt/token"]`}
+		cmd, err := tokencmd.New(stop, cfg)
+		if err != nil {
+			return nil, err
 		}
-		for i, arg := range cfg.Command {
-			if strings.ContainsRune(arg, 0) {
-				return nil, &providers.ConfigError{Key: "command", Message: fmt.Sprintf("word %d contains a NUL byte, which no program can be given; remove it", i+1)}
-			}
+		if cfg.KeyID != "" && !cmd.WantsSecret() {
+			return nil, &providers.ConfigError{Key: "key_id", Message: `used only with stdin = "secret": it goes to the command with the secret; remove it`}
 		}
-		p.src = sourceCommand
-		p.argv = append([]string(nil), cfg.Command...)
+		p.src, p.cmd, p.keyID = sourceCommand, cmd, cfg.KeyID
 	case cfg.File != "":
 		if strings.ContainsRune(cfg.File, 0) {
 			return nil, &providers.ConfigError{Key: "file", Message: "contains a NUL byte, which no file name can hold; remove it"}
@@ -139,15 +136,11 @@ func build(stop context.Context, cfg *providers.ProfileConfig, env providers.Env
 		p.src = sourceFile
 		p.file = filepath.Clean(cfg.File)
 	}
-	if p.src == sourceCommand {
-		if err := p.setCommandOptions(cfg); err != nil {
-			return nil, err
-		}
-	} else {
+	if p.src != sourceCommand {
 		for _, k := range []struct {
 			key string
 			set bool
-		}{{"env", len(cfg.Env) > 0}, {"dir", cfg.Dir != ""}, {"timeout", cfg.Timeout != 0}} {
+		}{{"env", len(cfg.Env) > 0}, {"dir", cfg.Dir != ""}, {"timeout", cfg.Timeout != 0}, {"stdin", cfg.Stdin != ""}, {"key_id", cfg.KeyID != ""}} {
 			if k.set {
 				return nil, &providers.ConfigError{Key: k.key, Message: "used only with command; remove it"}
 			}
@@ -168,31 +161,6 @@ func build(stop context.Context, cfg *providers.ProfileConfig, env providers.Env
 	return p, nil
 }
 
-func (p *Provider) setCommandOptions(cfg *providers.ProfileConfig) error {
-	for k, v := range cfg.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return &providers.ConfigError{Key: "env", Message: fmt.Sprintf("%q is not a valid environment variable name", k)}
-		}
-		if strings.ContainsRune(v, 0) {
-			return &providers.ConfigError{Key: "env", Message: fmt.Sprintf("the value of %s contains a NUL byte", k)}
-		}
-	}
-	p.env = maps.Clone(cfg.Env)
-	if cfg.Dir != "" {
-		if strings.ContainsRune(cfg.Dir, 0) {
-			return &providers.ConfigError{Key: "dir", Message: "contains a NUL byte; remove it"}
-		}
-		if !filepath.IsAbs(cfg.Dir) {
-			return &providers.ConfigError{Key: "dir", Message: fmt.Sprintf("%q is not an absolute path (~ is not expanded)", cfg.Dir)}
-		}
-		p.dir = filepath.Clean(cfg.Dir)
-	}
-	if cfg.Timeout != 0 {
-		p.timeout = cfg.Timeout.D()
-	}
-	return nil
-}
-
 // Fetch runs the command, reads the file, or returns the pushed token. It returns an error
 // wrapping providers.ErrNeedsLogin only in push mode, when no usable token was pushed.
 // Local reports whether a fetch stays on this machine without running a command: a token
@@ -210,16 +178,20 @@ func (p *Provider) Fetch(ctx context.Context) (*providers.Credential, error) {
 }
 
 func (p *Provider) fetchCommand(ctx context.Context) (*providers.Credential, error) {
-	out, err := p.run(ctx)
+	out, secret, err := p.run(ctx)
 	if err != nil {
 		return nil, err
 	}
 	now := p.now()
-	a, err := parseAnswer(out, now, "output")
+	a, err := tokencmd.ParseAnswer(out, now, "output")
 	if err != nil {
-		return nil, fmt.Errorf("command %q: %w", p.argv[0], err)
+		return nil, fmt.Errorf("command %q: %w", p.cmd.Name(), err)
 	}
-	cred, err := p.accept(ctx, a, now, fmt.Sprintf("the token from command %q", p.argv[0]))
+	if secret != "" && a.Token == secret {
+		// A command that echoes its input would have the secret served as a token.
+		return nil, fmt.Errorf("command %q printed the profile's secret instead of a token; it must print the token the server issued", p.cmd.Name())
+	}
+	cred, err := p.accept(ctx, a, now, fmt.Sprintf("the token from command %q", p.cmd.Name()))
 	if err == nil {
 		p.mu.Lock()
 		p.lastToken = cred.Token
@@ -229,7 +201,7 @@ func (p *Provider) fetchCommand(ctx context.Context) (*providers.Credential, err
 }
 
 func (p *Provider) fetchFile(ctx context.Context) (*providers.Credential, error) {
-	b, err := readToken(p.file)
+	b, err := tokencmd.ReadFile(p.file)
 	if err != nil {
 		return nil, err
 	}
@@ -237,17 +209,11 @@ func (p *Provider) fetchFile(ctx context.Context) (*providers.Credential, error)
 	p.read, p.lastSum = true, sha256.Sum256(b)
 	p.mu.Unlock()
 	now := p.now()
-	a, err := parseAnswer(b, now, "content")
+	a, err := tokencmd.ParseAnswer(b, now, "content")
 	if err != nil {
 		return nil, fmt.Errorf("token file %s: %w", p.file, err)
 	}
 	return p.accept(ctx, a, now, "the token in file "+p.file)
-}
-
-// pushed is how a pushed token is kept in the secret store.
-type pushed struct {
-	Token     string     `json:"token"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 func (p *Provider) fetchPushed(ctx context.Context) (*providers.Credential, error) {
@@ -258,7 +224,7 @@ func (p *Provider) fetchPushed(ctx context.Context) (*providers.Credential, erro
 	if err != nil {
 		return nil, fmt.Errorf("read pushed token: %w", err)
 	}
-	var st pushed
+	var st providers.PushedToken
 	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.Token == "" {
 		return nil, providers.Mark(providers.ErrNeedsLogin, fmt.Errorf("the stored pushed token is unreadable; push a new one with `authagent set-token %s`", p.name))
 	}
@@ -287,15 +253,15 @@ func (p *Provider) Push(ctx context.Context, token string, expiresAt time.Time) 
 		return nil, fmt.Errorf("profile %s takes its token from its %s; only profiles without command and file accept pushed tokens", p.name, from)
 	}
 	token = strings.TrimSpace(token)
-	if err := checkToken(token); err != nil {
+	if err := tokencmd.CheckToken(token); err != nil {
 		return nil, fmt.Errorf("the pushed token %w", err)
 	}
 	now := p.now()
-	cred, err := p.accept(ctx, answer{token: token, expiresAt: expiresAt}, now, "the pushed token")
+	cred, err := p.accept(ctx, tokencmd.Answer{Token: token, ExpiresAt: expiresAt}, now, "the pushed token")
 	if err != nil {
 		return nil, err
 	}
-	st := pushed{Token: token}
+	st := providers.PushedToken{Token: token}
 	if !cred.ExpiresAt.IsZero() {
 		st.ExpiresAt = &cred.ExpiresAt
 	}
@@ -312,13 +278,13 @@ func (p *Provider) Push(ctx context.Context, token string, expiresAt time.Time) 
 // accept verifies a token that came from a command, a file or a push, settles its expiry
 // and refuses it when it has already expired. what names the token in error messages, as in
 // `the token from command "vault"`; no message contains the token.
-func (p *Provider) accept(ctx context.Context, a answer, now time.Time, what string) (*providers.Credential, error) {
-	if err := p.verify(ctx, a.token, what); err != nil {
+func (p *Provider) accept(ctx context.Context, a tokencmd.Answer, now time.Time, what string) (*providers.Credential, error) {
+	if err := p.verify(ctx, a.Token, what); err != nil {
 		return nil, err
 	}
-	exp := a.expiresAt
+	exp := a.ExpiresAt
 	if exp.IsZero() {
-		exp, _ = providers.JWTExpiry(a.token)
+		exp, _ = providers.JWTExpiry(a.Token)
 	}
 	if exp.IsZero() && p.lifetime > 0 {
 		exp = now.Round(0).Add(p.lifetime) // wall clock: time asleep counts
@@ -327,7 +293,7 @@ func (p *Provider) accept(ctx context.Context, a answer, now time.Time, what str
 	if err := providers.CheckArrival(exp, now, nil); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return providers.TokenCredential("Bearer", a.token, exp), nil
+	return providers.TokenCredential("Bearer", a.Token, exp), nil
 }
 
 // verify checks the token's signature against jwks_url, when one is set. what names the

@@ -25,6 +25,7 @@ import (
 
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/providertest"
+	"github.com/authagent/authagent/providers/tokencmd"
 )
 
 type memSecrets = providertest.Secrets
@@ -367,7 +368,7 @@ func TestCommandEnvironment(t *testing.T) {
 	wantDir, _ := filepath.EvalSymlinks(workDir)
 	for k, want := range map[string]string{
 		"GREETING":             "hello world",
-		"KUBERNETES_EXEC_INFO": execInfo,
+		"KUBERNETES_EXEC_INFO": tokencmd.ExecInfo,
 		"PWD_IS":               wantDir,
 		"PATH":                 binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 	} {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authagent/authagent/providers/tokencmd"
 )
 
 // FuzzParseAnswer: whatever a command prints or a token file holds, the parser never
@@ -25,15 +27,15 @@ func FuzzParseAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		now := time.Unix(1700000000, 0)
-		a, err := parseAnswer(in, now, "output")
+		a, err := tokencmd.ParseAnswer(in, now, "output")
 		if err != nil {
 			if s := strings.TrimSpace(string(in)); len(s) >= 12 && !strings.HasPrefix(s, "{") && strings.Contains(err.Error(), s) {
 				t.Fatalf("the error echoes the input: %v", err)
 			}
 			return
 		}
-		if checkToken(a.token) != nil {
-			t.Fatalf("accepted a token that cannot be sent: %q", a.token)
+		if tokencmd.CheckToken(a.Token) != nil {
+			t.Fatalf("accepted a token that cannot be sent: %q", a.Token)
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/authagent/authagent/providers/tokencmd"
 )
 
 // debounce lets a burst of file events (a write in pieces, a symlink swap) settle before the
@@ -66,7 +68,7 @@ func (p *Provider) Watch(ctx context.Context, changed func()) error {
 	}
 	check := func() {
 		follow()
-		b, err := readToken(p.file)
+		b, err := tokencmd.ReadFile(p.file)
 		if err != nil {
 			return
 		}

@@ -20,7 +20,12 @@
 //   - a confidential service client (ServiceClient) may use the OAuth 2.0
 //     client credentials grant (RFC 6749 section 4.4), with a secret made
 //     up at Start; its access tokens live Options.AccessTokenLifetime too
-//     and are accepted by userinfo (CheckAccessToken, AccessTokenSubject).
+//     and are accepted by userinfo (CheckAccessToken, AccessTokenSubject);
+//   - the same service client may trade any live token of the provider's
+//     users for an access token (or an ID token) with OAuth 2.0 Token
+//     Exchange (RFC 8693), for any audience, resource and scopes; the
+//     exchanged access tokens live Options.ExchangedTokenLifetime and are
+//     accepted by userinfo too. TokenExchanges lists what was granted.
 //
 // The user step of the device flow is completed by Approve and Deny over
 // HTTP, the way a browser would: they fill in the device login form and the
@@ -104,6 +109,9 @@ type Options struct {
 	// IDTokenLifetime is the lifetime of the public client's ID tokens.
 	// Default 1 h.
 	IDTokenLifetime time.Duration
+	// ExchangedTokenLifetime is the lifetime of the access tokens a token
+	// exchange issues. Default AccessTokenLifetime.
+	ExchangedTokenLifetime time.Duration
 }
 
 // DefaultClientID is the client id used when Options.ClientID is empty.
@@ -132,6 +140,9 @@ func (o *Options) defaults() {
 	}
 	if o.IDTokenLifetime <= 0 {
 		o.IDTokenLifetime = time.Hour
+	}
+	if o.ExchangedTokenLifetime <= 0 {
+		o.ExchangedTokenLifetime = o.AccessTokenLifetime
 	}
 }
 
@@ -284,6 +295,10 @@ func (p *IdP) ReuseDetected() int { return p.store.reuseDetected() }
 // rotated token is no longer recognised as reuse). Access tokens already
 // issued stay valid until they expire.
 func (p *IdP) ForgetGrants() { p.store.forgetGrants() }
+
+// TokenExchanges returns, in order, the token exchanges (RFC 8693) the
+// provider granted.
+func (p *IdP) TokenExchanges() []Exchange { return p.store.tokenExchanges() }
 
 // ServiceTokensIssued returns, in order, when each access token of the
 // client credentials grant was issued and when it expires.

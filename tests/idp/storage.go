@@ -33,7 +33,14 @@ import (
 //     a rotated token presented again revokes the grant (reuse detection);
 //   - single-use device codes and race-free device state;
 //   - a confidential service client for the client credentials grant, in
-//     place of the example's fixed "sid1"/"verysecret" service user.
+//     place of the example's fixed "sid1"/"verysecret" service user;
+//   - OAuth 2.0 Token Exchange (RFC 8693) for that service client, with a
+//     policy of its own in place of the example's (which lets only admins
+//     impersonate): any live subject token of this provider may be traded
+//     for an access or ID token with the audience, resource and scopes asked
+//     for; a subject access token that expired or was revoked is refused
+//     with invalid_request (RFC 8693 §2.2.2). The op package does the
+//     protocol: parsing, client authentication, verifying the subject token.
 type wrappedStorage struct {
 	*storage.Storage
 	opts          Options
@@ -43,12 +50,25 @@ type wrappedStorage struct {
 	consumed map[string]bool                         // device codes already exchanged for tokens
 	approved map[*op.DeviceAuthorizationState]string // approved states handed to the op → device code
 
-	mu      sync.Mutex // guards everything below
-	refresh map[string]*refreshInfo
-	access  map[string]*accessInfo
-	reuses  int
-	revoked int
-	service []IssuedToken // access tokens issued to the service client, in order
+	mu        sync.Mutex // guards everything below
+	refresh   map[string]*refreshInfo
+	access    map[string]*accessInfo
+	reuses    int
+	revoked   int
+	service   []IssuedToken // access tokens issued to the service client, in order
+	exchanges []Exchange    // token exchanges granted, in order
+}
+
+// Exchange is one token exchange the provider granted.
+type Exchange struct {
+	ClientID           string
+	Subject            string   // the subject token's subject (the user)
+	SubjectTokenType   string   // as the client sent it
+	RequestedTokenType string   // as the client sent it, or access_token when it sent none
+	Audience           []string // as the client sent it
+	Resource           []string
+	Scopes             []string
+	Issued, Expires    time.Time // of the access token issued; zero for an ID token
 }
 
 // IssuedToken is when an access token was issued and when it expires.
@@ -83,6 +103,7 @@ var (
 	_ op.Storage                    = (*wrappedStorage)(nil)
 	_ op.DeviceAuthorizationStorage = (*wrappedStorage)(nil)
 	_ op.ClientCredentialsStorage   = (*wrappedStorage)(nil)
+	_ op.TokenExchangeStorage       = (*wrappedStorage)(nil)
 	_ exampleop.Storage             = (*wrappedStorage)(nil)
 )
 
@@ -103,6 +124,12 @@ func newWrappedStorage(inner *storage.Storage, opts Options, serviceSecret strin
 // equals AccessTokenLifetime.
 func (s *wrappedStorage) accessExpiry() time.Time {
 	return time.Now().Add(s.opts.AccessTokenLifetime + 500*time.Millisecond)
+}
+
+// exchangeExpiry is accessExpiry for an access token issued by a token
+// exchange: it lives ExchangedTokenLifetime.
+func (s *wrappedStorage) exchangeExpiry() time.Time {
+	return time.Now().Add(s.opts.ExchangedTokenLifetime + 500*time.Millisecond)
 }
 
 func (s *wrappedStorage) clientIDOf(r op.TokenRequest) string {
@@ -139,6 +166,9 @@ func (c deviceClient) AccessTokenType() op.AccessTokenType {
 }
 
 func (s *wrappedStorage) GetClientByClientID(ctx context.Context, clientID string) (op.Client, error) {
+	if clientID == s.opts.ServiceClientID {
+		return s.serviceClient(), nil // token exchange looks its client up
+	}
 	c, err := s.Storage.GetClientByClientID(ctx, clientID)
 	if err != nil {
 		return nil, err
@@ -156,7 +186,7 @@ type serviceClient struct {
 }
 
 func (c serviceClient) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
+	return []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeTokenExchange}
 }
 
 func (c serviceClient) AccessTokenType() op.AccessTokenType {
@@ -183,6 +213,19 @@ func (s *wrappedStorage) ClientCredentials(ctx context.Context, clientID, client
 	return s.serviceClient(), nil
 }
 
+// AuthorizeClientIDSecret authenticates a confidential client by id and
+// secret, as the token exchange does: the service client here, the
+// example's clients there.
+func (s *wrappedStorage) AuthorizeClientIDSecret(ctx context.Context, clientID, clientSecret string) error {
+	if clientID == s.opts.ServiceClientID {
+		if _, err := s.ClientCredentials(ctx, clientID, clientSecret); err != nil {
+			return err
+		}
+		return nil
+	}
+	return s.Storage.AuthorizeClientIDSecret(ctx, clientID, clientSecret)
+}
+
 // ClientCredentialsTokenRequest describes the token the service client gets:
 // the client is its own subject and audience.
 func (s *wrappedStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
@@ -197,6 +240,51 @@ func (s *wrappedStorage) ClientCredentialsTokenRequest(ctx context.Context, clie
 	}, nil
 }
 
+// --- token exchange (RFC 8693) ---
+
+// ValidateTokenExchangeRequest is this provider's exchange policy (the op
+// package has authenticated the client and verified the subject token by
+// then): only the service client may exchange; an access token as subject
+// must still be live here; the token type asked for defaults to an access
+// token. Errors are RFC 8693 §2.2.2's.
+func (s *wrappedStorage) ValidateTokenExchangeRequest(ctx context.Context, request op.TokenExchangeRequest) error {
+	if request.GetClientID() != s.opts.ServiceClientID {
+		return oidc.ErrUnauthorizedClient().WithDescription("only the service client may exchange tokens")
+	}
+	if request.GetRequestedTokenType() == "" {
+		request.SetRequestedTokenType(oidc.AccessTokenType)
+	}
+	switch request.GetRequestedTokenType() {
+	case oidc.AccessTokenType, oidc.IDTokenType:
+	default:
+		return oidc.ErrInvalidRequest().WithDescription("requested_token_type: only access_token and id_token are issued")
+	}
+	if request.GetExchangeSubjectTokenType() == oidc.AccessTokenType {
+		if _, err := s.activeAccess(request.GetExchangeSubjectTokenIDOrToken()); err != nil {
+			return oidc.ErrInvalidRequest().WithDescription("subject_token: %s", err)
+		}
+	}
+	request.SetCurrentScopes(slices.Clone(request.GetScopes()))
+	return nil
+}
+
+// CreateTokenExchangeRequest records the exchange the op package is about to
+// grant.
+func (s *wrappedStorage) CreateTokenExchangeRequest(ctx context.Context, request op.TokenExchangeRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exchanges = append(s.exchanges, Exchange{
+		ClientID:           request.GetClientID(),
+		Subject:            request.GetExchangeSubject(),
+		SubjectTokenType:   string(request.GetExchangeSubjectTokenType()),
+		RequestedTokenType: string(request.GetRequestedTokenType()),
+		Audience:           slices.Clone(request.GetAudience()),
+		Resource:           slices.Clone(request.GetResourses()),
+		Scopes:             slices.Clone(request.GetScopes()),
+	})
+	return nil
+}
+
 // --- tokens ---
 
 func (s *wrappedStorage) CreateAccessToken(ctx context.Context, request op.TokenRequest) (string, time.Time, error) {
@@ -208,10 +296,18 @@ func (s *wrappedStorage) CreateAccessToken(ctx context.Context, request op.Token
 		return "", time.Time{}, err
 	}
 	exp := s.accessExpiry()
+	_, exchanged := request.(op.TokenExchangeRequest)
+	if exchanged {
+		exp = s.exchangeExpiry()
+	}
 	clientID := s.clientIDOf(request)
 	s.mu.Lock()
 	s.access[id] = &accessInfo{exp: exp, subject: request.GetSubject(), clientID: clientID, scopes: request.GetScopes()}
-	if clientID == s.opts.ServiceClientID {
+	switch {
+	case exchanged && len(s.exchanges) > 0:
+		last := &s.exchanges[len(s.exchanges)-1] // recorded by CreateTokenExchangeRequest just before
+		last.Issued, last.Expires = time.Now(), exp
+	case clientID == s.opts.ServiceClientID:
 		s.service = append(s.service, IssuedToken{Issued: time.Now(), Expires: exp})
 	}
 	s.mu.Unlock()
@@ -375,7 +471,13 @@ func (s *wrappedStorage) SetUserinfoFromToken(ctx context.Context, userinfo *oid
 		userinfo.Subject = a.subject // a service has no profile, only a name
 		return nil
 	}
-	return s.Storage.SetUserinfoFromRequest(ctx, userinfo, &op.DeviceAuthorizationState{ClientID: a.clientID, Subject: a.subject}, a.scopes)
+	if err := s.Storage.SetUserinfoFromRequest(ctx, userinfo, &op.DeviceAuthorizationState{ClientID: a.clientID, Subject: a.subject}, a.scopes); err != nil {
+		return err
+	}
+	// The example names the subject only for the openid scope; a token exchanged
+	// without scopes is the user's all the same.
+	userinfo.Subject = a.subject
+	return nil
 }
 
 func (s *wrappedStorage) SetIntrospectionFromToken(ctx context.Context, introspection *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
@@ -490,6 +592,18 @@ func (s *wrappedStorage) reuseDetected() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.reuses
+}
+
+func (s *wrappedStorage) tokenExchanges() []Exchange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.exchanges)
+	for i := range out {
+		out[i].Audience = slices.Clone(out[i].Audience)
+		out[i].Resource = slices.Clone(out[i].Resource)
+		out[i].Scopes = slices.Clone(out[i].Scopes)
+	}
+	return out
 }
 
 func (s *wrappedStorage) serviceTokens() []IssuedToken {

@@ -1,0 +1,8 @@
+//go:build !linux && !darwin && !freebsd
+
+package wire
+
+import "net"
+
+// PeerOf is not implemented on this OS: it returns ErrNotImplemented.
+func PeerOf(net.Conn) (Peer, error) { return Peer{}, ErrNotImplemented }
