@@ -170,8 +170,9 @@ func TestIDTokenNotRenewed(t *testing.T) {
 	if got := h.prov.Calls() - calls; got != 0 {
 		t.Errorf("%d refreshes forced for an ID token refreshes do not renew, want 0", got)
 	}
-	h.clock.Advance(idLife)
-	h.settle(t)
+	// simulate, not Advance: the access token's refreshes on the way must each see the
+	// clock they started at, or a jump past them makes their tokens arrive expired.
+	simulate(t, h.a, h.clock, idLife)
 	_, err := h.idToken(t, -1)
 	if !errors.Is(err, ErrNeedsLogin) || !strings.Contains(err.Error(), "sends no new one") || !strings.Contains(err.Error(), "authagent login p") {
 		t.Fatalf("expired ID token: %v; want needs_login saying to log in again", err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -102,6 +103,9 @@ func TestSameAsClient(t *testing.T) {
 		"Reject":          func(a credhelper.Agent) answer { return answer{nil, errText(a.Reject(ctx, "p2"))} },
 		"Reject unknown":  func(a credhelper.Agent) answer { return answer{nil, errText(a.Reject(ctx, "nope"))} },
 	} {
+		// A profile being (re)loaded shows as refreshing for a moment; compare answers of
+		// an agent at rest, or the two calls see different moments.
+		settled(t, full)
 		got, want := call(one), call(full)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: oneshot (+) against ipc.Client (-):\n%s", name, diff)
@@ -109,6 +113,29 @@ func TestSameAsClient(t *testing.T) {
 	}
 	if ps, _ := one.Profiles(ctx); len(ps) != 60 {
 		t.Errorf("Profiles: %d, want 60", len(ps))
+	}
+}
+
+// settled waits until no profile of the agent behind c has a fetch in flight.
+func settled(t *testing.T, c *ipc.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ps, err := c.Profiles(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy := false
+		for _, p := range ps {
+			busy = busy || p.State == "refreshing"
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("profiles still refreshing after 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
