@@ -15,12 +15,16 @@ import (
 // request. It is cached, refreshed and single-flighted with the access token: one refresh
 // brings both. The rules beyond the access token's:
 //
-//   - Once the profile serves ID tokens (kube_token = "id_token", or one was asked for),
-//     the proactive refresh is due by the earlier of the two expiries, as long as
-//     refreshes bring new ID tokens.
+//   - For a profile with kube_token = "id_token", and for any profile during the lifetime
+//     of an ID token somebody asked for, the proactive refresh is due by the earlier of the
+//     two expiries, as long as refreshes bring new ID tokens. The idle floor holds for that
+//     expiry as for the access token's: a short-lived ID token nobody asks for does not
+//     keep the identity provider busy.
 //   - An identity provider that sends no new ID token on refresh leaves the old one in
 //     place until it expires; a request for it does not force refreshes that would not
-//     renew it. Once it expired, requests get needs_login and last_error says to log in.
+//     renew it. Once it expired, requests get needs_login, and the profile of one that
+//     serves ID tokens says needs_login and in last_error what to do, so that logging in
+//     to every profile that needs it (authagent login, the tray) includes it.
 
 // kubeIDToken is kube_token's value for the ID token, and the socket API's token= name.
 const kubeIDToken = "id_token"
@@ -96,7 +100,9 @@ func (p *profile) idToken(ctx context.Context, minValid time.Duration) (*Credent
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.idErrorLocked(p.a.clock.Now(), f.err); err != nil {
+	now = p.a.clock.Now()
+	p.wantIDLocked(now) // the fetch began a new lifetime; this request asks for its ID token
+	if err := p.idErrorLocked(now, f.err); err != nil {
 		return nil, err
 	}
 	return p.wrapID(p.cred), nil
@@ -192,30 +198,85 @@ func (p *profile) idProblemLocked(now time.Time) string {
 	return fmt.Sprintf("profile %s has no ID token (%s); check that the client may get ID tokens, then log in again: `authagent login %s`", p.name, why, p.name)
 }
 
-// refreshExpiryLocked is the expiry the proactive refresh of the cached credential is
-// planned by: the access token's, or the ID token's when the profile serves ID tokens,
-// refreshes renew them, and it comes first. Zero: no planned refresh.
-func (p *profile) refreshExpiryLocked() time.Time {
+// idNeedsLoginLocked reports whether the profile serves ID tokens and its ID token expired
+// while refreshes bring no new one: only a login does. That holds whether or not the
+// access token is still usable (an idle profile's may have expired too; a refresh would
+// renew it, but not the ID token).
+func (p *profile) idNeedsLoginLocked(now time.Time) bool {
 	c := p.cred
-	if c == nil {
-		return time.Time{}
-	}
-	exp := c.ExpiresAt
-	if p.idWanted && p.idRenewed && !c.IDTokenExpiresAt.IsZero() && (exp.IsZero() || c.IDTokenExpiresAt.Before(exp)) {
-		exp = c.IDTokenExpiresAt
-	}
-	return exp
+	return p.idWanted && c != nil && c.IDToken != "" && !p.idRenewed && !p.idUsableLocked(now)
 }
 
-// wantIDLocked marks the profile as one that serves ID tokens. The first time, a refresh
-// planned by the access token alone is brought forward to the ID token's expiry.
-func (p *profile) wantIDLocked(now time.Time) {
-	if p.idWanted {
+// watchIDLocked arranges an event for the moment the served ID token expires when
+// refreshes do not renew it: the profile needs a login from then on, also for those who
+// only look (list, the tray), and last_error says so.
+func (p *profile) watchIDLocked(now time.Time) {
+	if p.idTimer != nil {
+		p.idTimer.Stop()
+		p.idTimer = nil
+	}
+	c := p.cred
+	if p.stopped || !p.idWanted || c == nil || c.IDToken == "" || p.idRenewed || !c.IDTokenExpiresAt.After(now) {
 		return
 	}
-	p.idWanted = true
+	var t Timer
+	t = p.a.clock.AfterFunc(c.IDTokenExpiresAt.Sub(now), func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.idTimer != t || p.stopped {
+			return
+		}
+		p.idTimer = nil
+		now := p.a.clock.Now()
+		if !p.idNeedsLoginLocked(now) {
+			return
+		}
+		if p.lastErr == "" {
+			p.lastErr = p.idProblemLocked(now)
+		}
+		p.notifyLocked(true)
+	})
+	p.idTimer = t
+}
+
+// refreshExpiryLocked is the expiry the proactive refresh of the cached credential is
+// planned by, and when the token with that expiry came: the access token's, or the ID
+// token's when it comes first, refreshes renew it, and its expiry drives refresh (the
+// profile's kube_token is "id_token", or somebody asked for this ID token). Zero: no
+// planned refresh.
+func (p *profile) refreshExpiryLocked() (exp, from time.Time) {
 	c := p.cred
-	if c == nil || p.timer == nil || p.failures > 0 || p.flight != nil || p.refreshExpiryLocked().Equal(c.ExpiresAt) {
+	if c == nil {
+		return time.Time{}, time.Time{}
+	}
+	exp, from = c.ExpiresAt, p.obtained
+	if p.idDrivesLocked() && p.idRenewed && !c.IDTokenExpiresAt.IsZero() && (exp.IsZero() || c.IDTokenExpiresAt.Before(exp)) {
+		exp, from = c.IDTokenExpiresAt, p.idObtained
+	}
+	return exp, from
+}
+
+// idDrivesLocked reports whether the ID token's expiry drives refresh: always for
+// kube_token = "id_token", else while somebody asked for the current ID token.
+func (p *profile) idDrivesLocked() bool {
+	return p.cfg.KubeToken == kubeIDToken || p.idAsked
+}
+
+// wantIDLocked records a request for the ID token: the profile serves them, and the
+// current one's expiry drives refresh. When that brings the planned refresh forward (it
+// was planned by the access token alone), it is planned again.
+func (p *profile) wantIDLocked(now time.Time) {
+	if !p.idWanted {
+		p.idWanted = true
+		p.watchIDLocked(now)
+	}
+	if p.idAsked {
+		return
+	}
+	before, _ := p.refreshExpiryLocked()
+	p.idAsked = true
+	c := p.cred
+	if after, _ := p.refreshExpiryLocked(); c == nil || after.Equal(before) || p.timer == nil || p.failures > 0 || p.flight != nil {
 		return
 	}
 	life := c.IDTokenExpiresAt.Sub(p.fetchedAt)

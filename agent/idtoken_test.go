@@ -124,7 +124,11 @@ func TestIDTokenFirstRequestReschedules(t *testing.T) {
 	if err != nil || c.Token != "id2" {
 		t.Fatalf("ID token after its expiry: %+v, %v", c, err)
 	}
-	h.clock.Advance(time.Duration(0.75*float64(idLife)) + time.Millisecond)
+	h.clock.Advance(time.Second)
+	if _, err := h.idToken(t, -1); err != nil { // in use: not idle
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Duration(0.75*float64(idLife)) - time.Second + time.Millisecond)
 	h.settle(t)
 	if got := h.prov.Calls(); got != 3 {
 		t.Errorf("%d fetches, want 3: once asked for, the ID token's expiry drives the refresh", got)
@@ -145,10 +149,14 @@ func TestIDTokenFirstRequestReschedules(t *testing.T) {
 
 // An identity provider that sends no new ID token on refresh: the old one is served until
 // it expires, requests for it force no refreshes that would not renew it, and then the
-// answer is needs_login, and last_error says to log in again. The access token goes on.
+// answer is needs_login, and last_error says to log in again. The access token goes on,
+// but the profile says needs_login from the moment the ID token expires (an event, with
+// nobody asking), so that logging in to every profile that needs it includes this one.
 func TestIDTokenNotRenewed(t *testing.T) {
 	const idLife = 30 * time.Second
 	h := newIDHarness(t, &providers.ProfileConfig{KubeToken: "id_token"}, nil, idTokens(10*time.Second, idLife, 1))
+	sub := h.a.Subscribe()
+	defer sub.Close()
 	if c, err := h.idToken(t, -1); err != nil || c.Token != "id1" { // in use: not idle
 		t.Fatalf("first ID token: %+v, %v", c, err)
 	}
@@ -170,15 +178,30 @@ func TestIDTokenNotRenewed(t *testing.T) {
 	if got := h.prov.Calls() - calls; got != 0 {
 		t.Errorf("%d refreshes forced for an ID token refreshes do not renew, want 0", got)
 	}
+	if info, _ := h.a.Profile("p"); info.State != StateValid {
+		t.Errorf("profile before the ID token expired: %+v, want valid", info)
+	}
+	for len(sub.C) > 0 {
+		<-sub.C
+	}
 	// simulate, not Advance: the access token's refreshes on the way must each see the
 	// clock they started at, or a jump past them makes their tokens arrive expired.
 	simulate(t, h.a, h.clock, idLife)
+	var seen *ProfileInfo
+	for len(sub.C) > 0 {
+		if e := <-sub.C; e.Profile.State == StateNeedsLogin {
+			seen = &e.Profile
+		}
+	}
+	if seen == nil || !strings.Contains(seen.LastError, "ID token expired") || !strings.Contains(seen.LastError, "authagent login p") {
+		t.Errorf("no needs_login event with last_error about the ID token when it expired, before anyone asked (%+v)", seen)
+	}
+	if info, _ := h.a.Profile("p"); info.State != StateNeedsLogin || !strings.Contains(info.LastError, "ID token expired") {
+		t.Errorf("profile %+v; want needs_login with last_error about the ID token", info)
+	}
 	_, err := h.idToken(t, -1)
 	if !errors.Is(err, ErrNeedsLogin) || !strings.Contains(err.Error(), "sends no new one") || !strings.Contains(err.Error(), "authagent login p") {
 		t.Fatalf("expired ID token: %v; want needs_login saying to log in again", err)
-	}
-	if info, _ := h.a.Profile("p"); info.State != StateValid || !strings.Contains(info.LastError, "ID token expired") {
-		t.Errorf("profile %+v; want valid (the access token) with last_error about the ID token", info)
 	}
 	if c, err := h.a.Credential(context.Background(), "p", -1, nil); err != nil || !strings.HasPrefix(c.Token, "at") {
 		t.Errorf("the access token: %+v, %v", c, err)

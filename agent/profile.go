@@ -100,12 +100,17 @@ type profile struct {
 	lastState   State
 
 	// The ID token (see idtoken.go) rides on cred. idWanted: the profile serves ID tokens
-	// (kube_token = "id_token", or one was asked for), so their expiry also drives
-	// refresh. idObtained: when the current one first came. idRenewed: the last fetch or
-	// login brought a new one, so refreshing renews it.
+	// (kube_token = "id_token", or one was asked for since the agent started), so its state
+	// and last_error say when only a login brings a new one. idAsked: an ID token was asked
+	// for since the last fetch, so for the rest of that ID token's lifetime its expiry
+	// drives refresh (always so for kube_token = "id_token"). idObtained: when the current
+	// one first came. idRenewed: the last fetch or login brought a new one, so refreshing
+	// renews it. idTimer: fires when an ID token that refreshes do not renew expires.
 	idWanted   bool
+	idAsked    bool
 	idRenewed  bool
 	idObtained time.Time
+	idTimer    Timer
 }
 
 type flight struct {
@@ -169,6 +174,10 @@ func (p *profile) stop() *flight {
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
+	}
+	if p.idTimer != nil {
+		p.idTimer.Stop()
+		p.idTimer = nil
 	}
 	return p.flight
 }
@@ -235,7 +244,7 @@ func (p *profile) stateLocked(now time.Time) State {
 		return StateLoginPending
 	case p.flight != nil:
 		return StateRefreshing
-	case p.needsLogin:
+	case p.needsLogin, p.idNeedsLoginLocked(now):
 		return StateNeedsLogin
 	case usable(p.cred, now):
 		return StateValid
@@ -447,11 +456,13 @@ func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {
 	p.fetchedAt = now
 	p.cred = cred
 	p.asked = 0
+	p.idAsked = false // a new lifetime: nobody asked for its ID token yet
 	p.failures, p.retryAt, p.needsLogin, p.lastErr = 0, time.Time{}, false, cred.Warning
 	if msg := p.idProblemLocked(now); msg != "" && p.lastErr == "" {
 		p.lastErr = msg
 	}
-	expires := p.refreshExpiryLocked()
+	p.watchIDLocked(now)
+	expires, _ := p.refreshExpiryLocked()
 	if expires.IsZero() || p.stopped {
 		return
 	}
@@ -497,9 +508,11 @@ func (p *profile) failedLocked(now time.Time, err error, meta *providers.Respons
 	return providers.Mark(ErrProvider, fmt.Errorf("profile %s: %w", p.name, err))
 }
 
-// shortLivedLocked reports whether the cached token lives less than idleFloor.
+// shortLivedLocked reports whether the token whose expiry plans the proactive refresh (the
+// access token's, or the ID token's: see refreshExpiryLocked) lives less than idleFloor.
 func (p *profile) shortLivedLocked() bool {
-	return p.cred != nil && !p.cred.ExpiresAt.IsZero() && p.cred.ExpiresAt.Sub(p.obtained) < idleFloor
+	exp, from := p.refreshExpiryLocked()
+	return !exp.IsZero() && exp.Sub(from) < idleFloor
 }
 
 // backoffLocked is the wait after the n-th failure in a row: exponential from backoffMin to

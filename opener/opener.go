@@ -25,7 +25,8 @@ func (Desktop) Open(ctx context.Context, target string) error {
 		cmd = exec.Command("xdg-open", target)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("open %s: %w", target, err)
+		// Not the target in the error: a login's URL is not for logs.
+		return fmt.Errorf("open the desktop's handler (%s): %w", cmd.Args[0], err)
 	}
 	go cmd.Wait()
 	return nil
@@ -80,6 +81,9 @@ func (b Browser) Open(ctx context.Context, target string) error {
 		go cmd.Wait()
 		return nil
 	}
+	if len(errs) == 0 { // $BROWSER names no command (only separators or blanks)
+		return Desktop{}.Open(ctx, target)
+	}
 	return fmt.Errorf("open the browser $BROWSER names (%q): %w", env, errors.Join(errs...))
 }
 
@@ -91,7 +95,7 @@ func CanOpenBrowser(getenv func(string) string) bool {
 		getenv = os.Getenv
 	}
 	switch {
-	case getenv("BROWSER") != "":
+	case strings.Trim(getenv("BROWSER"), string(os.PathListSeparator)+" \t") != "":
 		return true
 	case runtime.GOOS == "darwin", runtime.GOOS == "windows":
 		return true

@@ -30,12 +30,19 @@ func TestBrowser(t *testing.T) {
 	if err := o.Open(t.Context(), "https://idp.example/"); err == nil || !strings.Contains(err.Error(), "$BROWSER") {
 		t.Errorf("no browser of $BROWSER starts: %v", err)
 	}
+	// A $BROWSER of only separators and blanks names no browser: the desktop's handler
+	// is tried, and an error (xdg-open may be missing) says so in words.
+	env["BROWSER"] = " : "
+	if err := o.Open(t.Context(), "https://idp.example/secret-path"); err != nil && (strings.Contains(err.Error(), "%!") || strings.Contains(err.Error(), "secret-path")) {
+		t.Errorf("blank $BROWSER: %v", err)
+	}
 	for _, tc := range []struct {
 		env  map[string]string
 		want bool
 	}{
 		{map[string]string{}, false},
 		{map[string]string{"BROWSER": "firefox"}, true},
+		{map[string]string{"BROWSER": " : "}, false},
 		{map[string]string{"DISPLAY": ":0"}, true},
 		{map[string]string{"WAYLAND_DISPLAY": "wayland-0"}, true},
 	} {

@@ -110,6 +110,12 @@ func WithResponseMeta(ctx context.Context) (context.Context, *ResponseMeta) {
 	return context.WithValue(ctx, responseMetaKey{}, m), m
 }
 
+// ResponseMetaFrom is the ResponseMeta ctx carries, nil when none (its methods take nil).
+func ResponseMetaFrom(ctx context.Context) *ResponseMeta {
+	m, _ := ctx.Value(responseMetaKey{}).(*ResponseMeta)
+	return m
+}
+
 // ClockSkew is how far the agent's clock was ahead of the server's (negative: behind) by
 // the last answer's Date header. The header has whole seconds, cut off, so the estimate
 // takes half a second off; it is good to about ±0.5 s plus the answer's travel time. ok

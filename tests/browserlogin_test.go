@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -52,6 +53,7 @@ func init() {
 type browserStep struct {
 	Step   string `json:"step"` // "opened", "forged", "redirect"
 	URL    string `json:"url,omitempty"`
+	Auth   string `json:"auth,omitempty"` // "opened": the authorization request the start page led to
 	Status int    `json:"status,omitempty"`
 	Title  string `json:"title,omitempty"` // the page's <h1>
 	Text   string `json:"text,omitempty"`  // its first paragraph
@@ -78,18 +80,27 @@ func fakeBrowser(mode string, args []string) int {
 		report(browserStep{Step: "opened", Err: fmt.Sprintf("want one URL, got %q", args)})
 		return 2
 	}
-	report(browserStep{Step: "opened", URL: args[0]})
 	if mode == modeIdle {
+		report(browserStep{Step: "opened", URL: args[0]})
 		return 0
 	}
-	back, err := idp.SignIn(os.Getenv(browserIssuerEnv), args[0])
+	// The browser keeps cookies: the login's start page sets one that its redirect must
+	// carry back.
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Timeout: 90 * time.Second, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	authURL, err := startPage(c, args[0])
+	report(browserStep{Step: "opened", URL: args[0], Auth: authURL})
+	if err != nil {
+		report(browserStep{Step: "redirect", Err: err.Error()})
+		return 1
+	}
+	back, err := idp.SignIn(os.Getenv(browserIssuerEnv), authURL)
 	if err != nil {
 		report(browserStep{Step: "redirect", Err: err.Error()})
 		return 1
 	}
 	visit := func(step, u string) browserStep {
-		c := &http.Client{Timeout: 90 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := c.Get(u)
 		if err != nil {
 			return browserStep{Step: step, URL: u, Err: err.Error()}
@@ -207,8 +218,32 @@ func (s *browserSetup) verifyIDToken(t *testing.T, raw string) *oidc.IDToken {
 }
 
 // redirectOf is the redirect_uri of an authorization URL.
-func redirectOf(t *testing.T, authURL string) string {
+// startPage opens a browser login's start page (http://127.0.0.1:PORT/start) with c, which
+// follows no redirects, and returns the authorization request it sends the browser to.
+func startPage(c *http.Client, start string) (string, error) {
+	if !strings.HasPrefix(start, "http://127.0.0.1:") || !strings.HasSuffix(start, "/start") {
+		return "", fmt.Errorf("the login opened %q, want its start page on 127.0.0.1", start)
+	}
+	resp, err := c.Get(start)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		return "", fmt.Errorf("start page: %s, want 302", resp.Status)
+	}
+	return resp.Header.Get("Location"), nil
+}
+
+// redirectOf opens a login's start page, as the first browser there would, and returns the
+// redirect URI of the authorization request it leads to.
+func redirectOf(t *testing.T, start string) string {
 	t.Helper()
+	authURL, err := startPage(&http.Client{Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
 	u, err := url.Parse(authURL)
 	if err != nil {
 		t.Fatal(err)
@@ -246,14 +281,21 @@ func TestBrowserLoginIDTokenAndRefresh(t *testing.T) {
 		t.Fatalf("authagent login work: %s", r)
 	}
 	steps := s.steps(t, 2)
-	auth, err := url.Parse(steps[0].URL)
-	if err != nil || steps[0].Step != "opened" {
+	auth, err := url.Parse(steps[0].Auth)
+	if err != nil || steps[0].Step != "opened" || steps[0].Auth == "" {
 		t.Fatalf("the browser opened %+v", steps[0])
 	}
 	if !strings.Contains(r.stdout, steps[0].URL) {
 		t.Errorf("the command did not show the URL it opened:\n%s", r)
 	}
 	q := auth.Query()
+	// The authorization request's state and challenge appear on no command line (the
+	// browser's argv is readable by every user) and in no output: only the start page does.
+	for _, k := range []string{"state", "code_challenge", "nonce"} {
+		if v := q.Get(k); v == "" || strings.Contains(steps[0].URL, v) || strings.Contains(r.stdout+r.stderr, v) {
+			t.Errorf("the authorization request's %s %q is on the browser's command line or in the output", k, v)
+		}
+	}
 	for k, want := range map[string]string{"response_type": "code", "client_id": s.idp.ClientID(), "code_challenge_method": "S256"} {
 		if q.Get(k) != want {
 			t.Errorf("authorization request %s = %q, want %q", k, q.Get(k), want)
@@ -438,12 +480,8 @@ redirect_path = "/callback"`)
 	if r.code == 0 || !strings.Contains(r.stderr, "no redirect came back from the browser within 3s") || !strings.Contains(r.stderr, "--device") {
 		t.Errorf("a login nobody completes: %s", r)
 	}
-	opened := s.steps(t, 1)[0]
-	redirect := redirectOf(t, opened.URL)
-	if !strings.HasSuffix(redirect, "/callback") {
-		t.Errorf("redirect_uri %q, want the path /callback", redirect)
-	}
-	wantPortClosed(t, redirect)
+	opened := s.steps(t, 1)[0] // the start page, on the login's port
+	wantPortClosed(t, opened.URL)
 	if p, err := s.api.Profile(t.Context(), "work"); err != nil || p.State != ipc.StateNeedsLogin || !strings.Contains(p.LastError, "no redirect came back") {
 		t.Errorf("after the timeout: %+v, %v", p, err)
 	}
@@ -456,7 +494,10 @@ redirect_path = "/callback"`)
 	if ch.Flow != ipc.FlowBrowser || ch.AuthURL == "" || ch.UserCode != "" || ch.VerificationURI != ch.AuthURL {
 		t.Errorf("browser challenge %+v", ch)
 	}
-	redirect = redirectOf(t, ch.AuthURL)
+	redirect := redirectOf(t, ch.AuthURL)
+	if !strings.HasSuffix(redirect, "/callback") {
+		t.Errorf("redirect_uri %q, want the path /callback", redirect)
+	}
 	resp, err := http.Get(redirect + "?state=wrong&code=c")
 	if err != nil {
 		t.Fatalf("the login's port does not answer while it waits: %v", err)
@@ -552,7 +593,7 @@ func TestBrowserLoginHeadless(t *testing.T) {
 		t.Fatal(err)
 	}
 	said := waitOutput(t, out, "authagent login work --device")
-	for _, want := range []string{"no browser can be opened", "authagent login work --device", s.idp.Issuer() + idp.PathAuthorization + "?"} {
+	for _, want := range []string{"no browser can be opened", "authagent login work --device", "http://127.0.0.1:", "/start\n"} {
 		if !strings.Contains(said, want) {
 			t.Errorf("--browser without a browser does not say %q:\n%s", want, said)
 		}

@@ -20,45 +20,62 @@ import (
 const defaultBrowserTimeout = 5 * time.Minute
 
 // chooseFlow picks a login's flow: the caller's (authagent login --browser/--device) over
-// the profile's login key. "auto" takes the browser when the caller can open one and the
-// server has an authorization endpoint, else the device flow when the server offers it,
-// else the browser (its URL can be opened by hand). A flow the server does not offer is
-// an error that names the other one.
-func chooseFlow(name, requested, configured string, display, hasAuth, hasDevice bool) (string, error) {
+// the profile's login key. auth and device say why the server's endpoint of each flow
+// cannot be used: nil when it can, errNoEndpoint when there is none. "auto" takes the
+// browser when the caller can open one and the authorization endpoint can be used, else
+// the device flow when it can, else the browser (its URL can be opened by hand). A flow
+// that cannot run is an error that says why and names the other one.
+func chooseFlow(name, requested, configured string, display bool, auth, device error) (string, error) {
 	flow := requested
 	if flow == "" {
 		flow = configured
 	}
 	switch flow {
 	case providers.FlowBrowser:
-		if !hasAuth {
+		switch {
+		case errors.Is(auth, errNoEndpoint):
 			return "", fmt.Errorf("the identity provider offers no browser login (no authorization endpoint); log in with the device flow: `authagent login %s --device`", name)
+		case auth != nil:
+			return "", fmt.Errorf("no browser login: %w; log in with the device flow: `authagent login %s --device`", auth, name)
 		}
 		return flow, nil
 	case providers.FlowDevice:
-		if !hasDevice {
+		switch {
+		case errors.Is(device, errNoEndpoint):
 			return "", fmt.Errorf("the identity provider offers no device login (no device authorization endpoint); log in with the browser: `authagent login %s --browser`", name)
+		case device != nil:
+			return "", fmt.Errorf("no device login: %w; log in with the browser: `authagent login %s --browser`", device, name)
 		}
 		return flow, nil
 	case loginAuto:
 		switch {
-		case display && hasAuth:
+		case display && auth == nil:
 			return providers.FlowBrowser, nil
-		case hasDevice:
+		case device == nil:
 			return providers.FlowDevice, nil
-		case hasAuth:
+		case auth == nil:
 			return providers.FlowBrowser, nil
+		case errors.Is(auth, errNoEndpoint) && errors.Is(device, errNoEndpoint):
+			return "", errors.New("the identity provider offers neither a browser login (authorization endpoint) nor a device login (device authorization endpoint)")
 		}
-		return "", errors.New("the identity provider offers neither a browser login (authorization endpoint) nor a device login (device authorization endpoint)")
+		var why []string
+		for _, err := range []error{auth, device} {
+			if !errors.Is(err, errNoEndpoint) {
+				why = append(why, err.Error())
+			}
+		}
+		return "", fmt.Errorf("no login of the identity provider can be used: %s", strings.Join(why, "; "))
 	}
 	return "", fmt.Errorf("unknown login flow %q: want %q or %q", flow, providers.FlowBrowser, providers.FlowDevice)
 }
 
 // loginBrowser runs the authorization code flow with PKCE (RFC 7636) through a loopback
-// redirect (RFC 8252): it listens on 127.0.0.1, shows the authorization URL for the
-// caller to open, takes the one redirect that carries the login's state, exchanges its
-// code and verifier, and tells the browser how it went. The listener closes when the
-// login ends, however it ends.
+// redirect (RFC 8252): it listens on 127.0.0.1, shows the listener's start page for the
+// caller to open (it sends the browser on to the authorization request, so that the
+// request's state and challenge appear on no command line), takes the one redirect that
+// carries the login's state and the start page's cookie, exchanges its code and verifier,
+// and tells the browser how it went. The listener closes when the login ends, however it
+// ends.
 func (p *Provider) loginBrowser(ctx context.Context, c *oauth2.Config, show func(providers.Challenge)) (*providers.Credential, error) {
 	timeout := p.cfg.LoginTimeout.D()
 	if timeout <= 0 {
@@ -87,36 +104,45 @@ func (p *Provider) loginBrowser(ctx context.Context, c *oauth2.Config, show func
 		nonce = rand.Text()
 		opts = append(opts, oidc.Nonce(nonce))
 	}
-	authURL := c.AuthCodeURL(state, opts...)
+	start := l.Start(c.AuthCodeURL(state, opts...))
 	show(providers.Challenge{
 		Flow:    providers.FlowBrowser,
-		AuthURL: authURL,
+		AuthURL: start,
 		// For clients that know only the device flow's fields: opening this page is
 		// what the user has to do.
-		VerificationURI: authURL,
+		VerificationURI: start,
 		ExpiresAt:       p.now().Add(timeout).UTC(),
 	})
 	red, err := l.Wait(wait)
-	if err != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return nil, errors.New("login cancelled")
-		}
+	switch {
+	case errors.Is(err, loopback.ErrStartReused):
+		return nil, p.startReused()
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		return nil, errors.New("login cancelled")
+	case err != nil:
 		return nil, fmt.Errorf("no redirect came back from the browser within %s, so the login ended; run `authagent login %s` again, or `authagent login %s --device` to log in with a code", timeout, p.name, p.name)
 	}
-	cred, err := p.redirected(ctx, c, red, verifier, nonce)
+	cred, err := p.redirected(ctx, c, red, verifier, nonce, l.Reused)
 	red.Finish(err)
 	return cred, err
 }
 
+// startReused is the error of a login whose start page a second browser opened.
+func (p *Provider) startReused() error {
+	return fmt.Errorf("%w; run `authagent login %s` again and open its page only in your browser (if you did not open it twice, another program on this machine may be watching for logins)", loopback.ErrStartReused, p.name)
+}
+
 // redirected finishes a browser login with the redirect that came back: the
-// authorization server's error, or the code to exchange.
-func (p *Provider) redirected(ctx context.Context, c *oauth2.Config, red *loopback.Redirect, verifier, nonce string) (*providers.Credential, error) {
+// authorization server's error, or the code to exchange. reused reports whether a second
+// browser opened the start page meanwhile; then the grant is not taken.
+func (p *Provider) redirected(ctx context.Context, c *oauth2.Config, red *loopback.Redirect, verifier, nonce string, reused func() bool) (*providers.Credential, error) {
 	if red.Error != "" {
 		return nil, p.explainRedirect(red)
 	}
-	// RFC 9207: a server that names itself in the redirect must be the profile's, so that
-	// a code from another server (a mix-up) is not sent to this one's token endpoint.
-	if red.Issuer != "" && p.cfg.Issuer != "" && strings.TrimSuffix(red.Issuer, "/") != strings.TrimSuffix(p.cfg.Issuer, "/") {
+	// RFC 9207 §2.4: a server that names itself in the redirect must be the profile's,
+	// compared as the exact string, so that a code from another server (a mix-up) is not
+	// sent to this one's token endpoint.
+	if red.Issuer != "" && p.cfg.Issuer != "" && red.Issuer != p.cfg.Issuer {
 		return nil, fmt.Errorf("the redirect comes from issuer %q, not from the profile's %q, so its code is not used (RFC 9207)", clip(red.Issuer), p.cfg.Issuer)
 	}
 	sent := p.now()
@@ -126,6 +152,9 @@ func (p *Provider) redirected(ctx context.Context, c *oauth2.Config, red *loopba
 			return nil, errors.New("login cancelled")
 		}
 		return nil, p.explain("exchange the authorization code", err, c.ClientSecret, red.Code, verifier)
+	}
+	if reused() {
+		return nil, p.startReused()
 	}
 	return p.loggedIn(ctx, tok, sent, nonce)
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -129,9 +130,10 @@ func newOIDCProvider(t *testing.T, f *oidcFake, cfg providers.ProfileConfig, sec
 	return p.(*Provider), s
 }
 
-// browse plays the user at the browser: it reads the authorization URL when the login
-// shows it and lands on its redirect URI with what land returns for the query (nil: no
-// visit at all). The page's status and text come back on the channel.
+// browse plays the user at the browser: it opens the start page the login shows, which
+// sends it on to the authorization request, and lands on its redirect URI with what land
+// returns for the request's query (nil: no visit at all), with the start page's cookie as a
+// browser would. The page's status and text come back on the channel.
 type page struct {
 	status int
 	body   string
@@ -142,10 +144,12 @@ func browse(t *testing.T, land func(auth url.Values) url.Values) (func(providers
 	pages := make(chan page, 1)
 	auths := make(chan url.Values, 1)
 	return func(ch providers.Challenge) {
-		if ch.Flow != providers.FlowBrowser || ch.AuthURL == "" || ch.VerificationURI != ch.AuthURL || ch.UserCode != "" {
-			t.Errorf("browser challenge %+v", ch)
+		if ch.Flow != providers.FlowBrowser || !strings.HasPrefix(ch.AuthURL, "http://127.0.0.1:") || !strings.HasSuffix(ch.AuthURL, "/start") ||
+			ch.VerificationURI != ch.AuthURL || ch.UserCode != "" {
+			t.Errorf("browser challenge %+v; want the loopback start page", ch)
 		}
-		u, err := url.Parse(ch.AuthURL)
+		b := newBrowser()
+		u, err := b.start(ch.AuthURL)
 		if err != nil {
 			t.Error(err)
 			return
@@ -156,16 +160,42 @@ func browse(t *testing.T, land func(auth url.Values) url.Values) (func(providers
 			return
 		}
 		go func() {
-			resp, err := http.Get(u.Query().Get("redirect_uri") + "?" + q.Encode())
-			if err != nil {
-				pages <- page{err: err}
-				return
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			pages <- page{status: resp.StatusCode, body: string(b)}
+			pages <- b.visit(u.Query().Get("redirect_uri") + "?" + q.Encode())
 		}()
 	}, pages, auths
+}
+
+// browser is an HTTP client that keeps cookies and does not follow redirects.
+type browser struct{ *http.Client }
+
+func newBrowser() browser {
+	jar, _ := cookiejar.New(nil)
+	return browser{&http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// start opens a login's start page and returns the authorization request it sends the
+// browser to.
+func (b browser) start(startURL string) (*url.URL, error) {
+	resp, err := b.Get(startURL)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		return nil, fmt.Errorf("start page: %s, want 302", resp.Status)
+	}
+	return url.Parse(resp.Header.Get("Location"))
+}
+
+func (b browser) visit(u string) page {
+	resp, err := b.Get(u)
+	if err != nil {
+		return page{err: err}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return page{status: resp.StatusCode, body: string(body)}
 }
 
 func s256(verifier string) string {
@@ -195,24 +225,35 @@ func goodAnswer(t *testing.T) func(f *oidcFake, form url.Values) map[string]any 
 }
 
 func TestChooseFlow(t *testing.T) {
+	bad := errors.New(`the discovered authorization_endpoint "http://idp.corp.example/authorize": use https`)
+	badDevice := errors.New(`the discovered device_authorization_endpoint "https://idp/dev ice" is not a well-formed URL`)
 	for _, tc := range []struct {
 		requested, configured string
-		display, auth, device bool
+		display               bool
+		auth, device          error // nil: usable; errNoEndpoint: none
 		want, wantErr         string
 	}{
-		{"", "auto", true, true, true, "browser", ""},
-		{"", "auto", false, true, true, "device", ""},   // over SSH
-		{"", "auto", false, true, false, "browser", ""}, // no device flow: the URL by hand
-		{"", "auto", true, false, true, "device", ""},   // no authorization endpoint
-		{"", "auto", false, false, false, "", "neither"},
-		{"", "device", true, true, true, "device", ""},
-		{"", "browser", false, true, true, "browser", ""},
-		{"browser", "device", false, true, true, "browser", ""}, // --browser wins
-		{"device", "browser", true, true, true, "device", ""},   // --device wins
-		{"browser", "auto", true, false, true, "", "--device"},
-		{"device", "auto", true, true, false, "", "--browser"},
-		{"", "device", true, true, false, "", "--browser"},
-		{"keyboard", "auto", true, true, true, "", "unknown login flow"},
+		{"", "auto", true, nil, nil, "browser", ""},
+		{"", "auto", false, nil, nil, "device", ""},                    // over SSH
+		{"", "auto", false, nil, errNoEndpoint, "browser", ""},         // no device flow: the URL by hand
+		{"", "auto", true, errNoEndpoint, nil, "device", ""},           // no authorization endpoint
+		{"", "auto", true, bad, nil, "device", ""},                     // a bad one is as good as none
+		{"", "auto", true, nil, badDevice, "browser", ""},              // likewise for the device flow
+		{"", "auto", false, nil, badDevice, "browser", ""},             // …also without a display
+		{"", "auto", true, bad, errNoEndpoint, "", "idp.corp.example"}, // says why there is no login
+		{"", "auto", true, bad, badDevice, "", "dev ice"},              // both reasons
+		{"", "auto", false, errNoEndpoint, errNoEndpoint, "", "neither"},
+		{"", "device", true, bad, nil, "device", ""}, // the device flow never looks at the authorization endpoint
+		{"", "device", true, nil, nil, "device", ""},
+		{"", "browser", false, nil, nil, "browser", ""},
+		{"", "browser", true, bad, nil, "", "idp.corp.example"},
+		{"browser", "device", false, nil, nil, "browser", ""}, // --browser wins
+		{"device", "browser", true, nil, nil, "device", ""},   // --device wins
+		{"browser", "auto", true, errNoEndpoint, nil, "", "--device"},
+		{"device", "auto", true, nil, errNoEndpoint, "", "--browser"},
+		{"device", "auto", true, nil, badDevice, "", "dev ice"},
+		{"", "device", true, nil, errNoEndpoint, "", "--browser"},
+		{"keyboard", "auto", true, nil, nil, "", "unknown login flow"},
 	} {
 		name := fmt.Sprintf("%s/%s/display=%v/auth=%v/device=%v", tc.requested, tc.configured, tc.display, tc.auth, tc.device)
 		t.Run(name, func(t *testing.T) {
@@ -390,7 +431,11 @@ func TestBrowserLoginRefused(t *testing.T) {
 		{name: "wrong nonce", wantErr: "nonce", exchange: true, claims: map[string]any{"nonce": "not-the-login's"}},
 		{name: "other audience", wantErr: "audience", exchange: true, claims: map[string]any{"aud": "someone-else"}},
 		{name: "other issuer in the ID token", wantErr: "different provider", exchange: true, claims: map[string]any{"iss": "https://evil.example"}},
-		{name: "expired ID token", wantErr: "already expired", exchange: true, claims: map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}},
+		{name: "ID token for two audiences without azp", wantErr: "azp", exchange: true, claims: map[string]any{"aud": []string{"other-client", "cli"}}},
+		{name: "ID token for another authorized party", wantErr: "azp", exchange: true, claims: map[string]any{"aud": []string{"other-client", "cli"}, "azp": "other-client"}},
+		{name: "issuer with a slash more (RFC 9207: exact)", wantErr: "RFC 9207", land: func(f *oidcFake, a url.Values) url.Values {
+			return url.Values{"code": {"the-code"}, "state": {a.Get("state")}, "iss": {f.URL + "/"}}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

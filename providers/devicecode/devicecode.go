@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/loopback"
 )
 
 // Name and OIDCName are the kind's names in the config: one provider, two names.
@@ -67,6 +68,10 @@ type endpoints struct {
 	// op is the discovered OpenID provider, whose keys verify ID tokens; nil for a plain
 	// OAuth server (explicit endpoints), which has no ID tokens.
 	op *oidc.Provider
+	// Why the endpoint of each login flow, and of revocation, cannot be used: nil when it
+	// can, errNoEndpoint when there is none. Each is checked where it is used, so that a
+	// bad one the profile never uses breaks nothing.
+	authErr, deviceErr, revocationErr error
 }
 
 // New is the providers.Factory for devicecode and oidc profiles. It checks the
@@ -106,7 +111,7 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		if u == "" {
 			continue
 		}
-		if err := providers.CheckEndpoint(u); err != nil {
+		if err := checkURL(u); err != nil {
 			return nil, &providers.ConfigError{Key: key, Message: err.Error()}
 		}
 	}
@@ -128,7 +133,7 @@ func New(cfg *providers.ProfileConfig, env providers.Env) (providers.Provider, e
 		p.now = time.Now
 	}
 	if cfg.Issuer == "" {
-		p.ep = &endpoints{Endpoint: oauth2.Endpoint{AuthURL: cfg.AuthURL, DeviceAuthURL: cfg.DeviceAuthURL, TokenURL: cfg.TokenURL}, Revocation: cfg.RevocationURL}
+		p.ep = configured(cfg)
 	}
 	return p, nil
 }
@@ -170,6 +175,9 @@ func checkLoginKeys(cfg *providers.ProfileConfig, kind string) (string, error) {
 		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?# \t") || providers.HasControl(p) {
 			return "", &providers.ConfigError{Key: "redirect_path", Message: fmt.Sprintf("%q is not a URL path: start it with / and leave out ?, # and spaces", p)}
 		}
+		if p == loopback.StartPath {
+			return "", &providers.ConfigError{Key: "redirect_path", Message: fmt.Sprintf("%s is the path of the login's start page on 127.0.0.1; choose another redirect path", p)}
+		}
 	}
 	if d := cfg.LoginTimeout.D(); d != 0 && (d < time.Second || d > maxLoginTimeout) {
 		return "", &providers.ConfigError{Key: "login_timeout", Message: fmt.Sprintf("%s is out of range: want 1s to %s (the agent ends every login then)", d, maxLoginTimeout)}
@@ -207,19 +215,31 @@ func (p *Provider) endpoints(ctx context.Context) (*endpoints, error) {
 		Revocation string `json:"revocation_endpoint"`
 	}
 	op.Claims(&extra)
-	ep := &endpoints{Endpoint: op.Endpoint(), Revocation: extra.Revocation, op: op}
-	// Which login the endpoints allow is checked when one starts (chooseFlow): a refresh
-	// needs only the token endpoint.
-	for _, u := range []string{ep.AuthURL, ep.DeviceAuthURL, ep.TokenURL, ep.Revocation} {
-		if u == "" {
-			continue
-		}
-		if err := providers.CheckEndpoint(u); err != nil {
-			return nil, fmt.Errorf("discovered endpoint %w", err)
-		}
+	ep := &endpoints{Endpoint: op.Endpoint(), Revocation: extra.Revocation, op: op,
+		authErr:       discovered("authorization_endpoint", op.Endpoint().AuthURL),
+		deviceErr:     discovered("device_authorization_endpoint", op.Endpoint().DeviceAuthURL),
+		revocationErr: discovered("revocation_endpoint", extra.Revocation),
+	}
+	// Every use needs the token endpoint; the others are checked where they are used.
+	if err := discovered("token_endpoint", ep.TokenURL); err != nil {
+		return nil, err
 	}
 	p.ep = ep
 	return ep, nil
+}
+
+// configured is the endpoints a profile without an issuer names, checked in New.
+func configured(cfg *providers.ProfileConfig) *endpoints {
+	ep := &endpoints{Endpoint: oauth2.Endpoint{AuthURL: cfg.AuthURL, DeviceAuthURL: cfg.DeviceAuthURL, TokenURL: cfg.TokenURL}, Revocation: cfg.RevocationURL}
+	for _, e := range []struct {
+		url string
+		err *error
+	}{{cfg.AuthURL, &ep.authErr}, {cfg.DeviceAuthURL, &ep.deviceErr}, {cfg.RevocationURL, &ep.revocationErr}} {
+		if e.url == "" {
+			*e.err = errNoEndpoint
+		}
+	}
+	return ep
 }
 
 func (p *Provider) config(ctx context.Context) (*oauth2.Config, *endpoints, error) {
@@ -267,7 +287,7 @@ func (p *Provider) LoginWith(ctx context.Context, opts providers.LoginOptions, s
 	if err != nil {
 		return nil, err
 	}
-	flow, err := chooseFlow(p.name, opts.Flow, p.login, opts.Display, ep.AuthURL != "", ep.DeviceAuthURL != "")
+	flow, err := chooseFlow(p.name, opts.Flow, p.login, opts.Display, ep.authErr, ep.deviceErr)
 	if err != nil {
 		return nil, providers.Mark(providers.ErrInvalidRequest, err)
 	}
@@ -477,8 +497,13 @@ func checkDeviceAuth(da *oauth2.DeviceAuthResponse, now time.Time) error {
 		if u == "" {
 			continue
 		}
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || providers.HasControl(u) {
+		// It is shown to the user, printed, and opened in the browser: only a well-formed
+		// http(s) URL, as it arrived.
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
 			return errors.New("start the device login: the identity provider sent a verification URI that is not an http(s) URL")
+		}
+		if err := checkURIChars(u); err != nil {
+			return fmt.Errorf("start the device login: the identity provider's verification URI %w", err)
 		}
 	}
 	if !da.Expiry.After(now) {
@@ -548,8 +573,11 @@ func (p *Provider) revoke(ctx context.Context, rt string) error {
 	if err != nil {
 		return err
 	}
-	if ep.Revocation == "" {
+	switch {
+	case errors.Is(ep.revocationErr, errNoEndpoint):
 		return nil // the IdP offers no revocation; forgetting the token is all we can do
+	case ep.revocationErr != nil:
+		return ep.revocationErr
 	}
 	form := url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}
 	if c.ClientSecret == "" {

@@ -62,6 +62,11 @@ func get(t *testing.T, raw string, header map[string]string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// withCookie is the header of a browser that opened l's start page: its cookie.
+func withCookie(l *Listener) map[string]string {
+	return map[string]string{"Cookie": l.cookie + "=" + l.secret}
+}
+
 func redirectURL(l *Listener, q url.Values) string {
 	return l.RedirectURI() + "?" + q.Encode()
 }
@@ -140,6 +145,8 @@ func TestBadRequests(t *testing.T) {
 		{"root", "GET", strings.TrimSuffix(base, "/cb") + "/?" + good.Encode(), nil, "not at this path"},
 		{"POST", "POST", base + "?" + good.Encode(), nil, "a GET request"},
 		{"other host", "GET", base + "?" + good.Encode(), map[string]string{"Host": "evil.example:" + strconv.Itoa(l.Port())}, "only for the redirect"},
+		{"no cookie", "GET", base + "?" + good.Encode(), nil, "carries no cookie"},
+		{"another login's cookie", "GET", base + "?" + good.Encode(), map[string]string{"Cookie": l.cookie + "=not-" + l.secret}, "carries no cookie"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, tc.url, nil)
@@ -148,6 +155,9 @@ func TestBadRequests(t *testing.T) {
 			}
 			if h := tc.header["Host"]; h != "" {
 				req.Host = h
+			}
+			if c := tc.header["Cookie"]; c != "" {
+				req.Header.Set("Cookie", c)
 			}
 			resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
 			if err != nil {
@@ -178,7 +188,7 @@ func TestBadRequests(t *testing.T) {
 	// The real redirect is still accepted; localhost is the same host.
 	done := make(chan string, 1)
 	go func() {
-		_, page := get(t, strings.Replace(base, "127.0.0.1", "localhost", 1)+"?"+good.Encode(), nil)
+		_, page := get(t, strings.Replace(base, "127.0.0.1", "localhost", 1)+"?"+good.Encode(), withCookie(l))
 		done <- page
 	}()
 	red, err := l.Wait(t.Context())
@@ -201,7 +211,7 @@ func TestSecondRedirectRefused(t *testing.T) {
 	u := redirectURL(l, url.Values{"code": {"c1"}, "state": {state}, "iss": {"https://idp.example"}})
 	first := make(chan int, 1)
 	go func() {
-		status, _ := get(t, u, nil)
+		status, _ := get(t, u, withCookie(l))
 		first <- status
 	}()
 	red, err := l.Wait(t.Context())
@@ -211,7 +221,7 @@ func TestSecondRedirectRefused(t *testing.T) {
 	if red.Issuer != "https://idp.example" {
 		t.Errorf("Issuer %q", red.Issuer)
 	}
-	status, page := get(t, u, nil)
+	status, page := get(t, u, withCookie(l))
 	if status != http.StatusBadRequest || !strings.Contains(page, "already received its redirect") {
 		t.Errorf("second redirect: %d\n%s", status, page)
 	}
@@ -230,7 +240,7 @@ func TestFailurePage(t *testing.T) {
 	l := listen(t, Options{})
 	done := make(chan string, 1)
 	go func() {
-		_, page := get(t, redirectURL(l, url.Values{"error": {"access_denied"}, "state": {state}}), nil)
+		_, page := get(t, redirectURL(l, url.Values{"error": {"access_denied"}, "state": {state}}), withCookie(l))
 		done <- page
 	}()
 	red, err := l.Wait(t.Context())
@@ -263,7 +273,7 @@ func TestSlowClient(t *testing.T) {
 
 	done := make(chan int, 1)
 	go func() {
-		status, _ := get(t, redirectURL(l, url.Values{"code": {"fast"}, "state": {state}}), nil)
+		status, _ := get(t, redirectURL(l, url.Values{"code": {"fast"}, "state": {state}}), withCookie(l))
 		done <- status
 	}()
 	red, err := l.Wait(t.Context())
@@ -301,7 +311,7 @@ func TestWaitEndsAndClose(t *testing.T) {
 	}
 	done := make(chan string, 1)
 	go func() {
-		_, page := get(t, redirectURL(l, url.Values{"code": {"c"}, "state": {state}}), nil)
+		_, page := get(t, redirectURL(l, url.Values{"code": {"c"}, "state": {state}}), withCookie(l))
 		done <- page
 	}()
 	if _, err := l.Wait(t.Context()); err != nil {
