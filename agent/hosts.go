@@ -142,21 +142,13 @@ func checkScheme(u *url.URL) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if providers.IsLoopback(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("refusing to send a token over plain http to %s: use https (http is allowed only for loopback hosts)", u.Hostname())
 	default:
 		return fmt.Errorf("unsupported URL scheme %q: want https", u.Scheme)
 	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // validHostEntry checks one hosts entry from the config.

@@ -315,8 +315,10 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 
 // profiles lists every profile, or with ?url= only the one whose hosts match the URL.
 func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
-	infos := s.Agent.Profiles()
-	if raw := r.URL.Query().Get("url"); raw != "" {
+	var infos []agent.ProfileInfo
+	if raw := r.URL.Query().Get("url"); raw == "" {
+		infos = s.Agent.Profiles()
+	} else { // an index lookup: the others are not listed at all
 		target, perr := parseTarget(raw)
 		if perr != nil {
 			writeError(w, perr)
