@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authagent/authagent/agent/audit"
 	"github.com/authagent/authagent/providers"
 )
 
@@ -27,6 +28,12 @@ type Options struct {
 	HTTPClient *http.Client   // for providers talking to IdPs
 	Jitter     func() float64 // uniform in [0,1); tests fix it
 	Version    string
+	// Confirmer asks the user before a profile with confirm set is used; nil: every such
+	// use is denied, with a message that says how to answer.
+	Confirmer Confirmer
+	// Audit, when set, records each credential, sign, login, logout, push, reject and
+	// profile change with its caller and outcome (see audit.go).
+	Audit Auditor
 }
 
 // Agent owns the profiles and their credentials.
@@ -180,6 +187,9 @@ func (a *Agent) build(name string, pc *providers.ProfileConfig) (*profile, error
 			return nil, &providers.ConfigError{Key: "hosts", Message: err.Error()}
 		}
 	}
+	if err := checkConfirm(pc); err != nil {
+		return nil, err
+	}
 	factory, ok := a.opts.Providers[pc.Provider]
 	if !ok {
 		return nil, &providers.ConfigError{Key: "provider", Message: fmt.Sprintf("unknown provider %q: want one of %s", pc.Provider, a.providerNames())}
@@ -327,7 +337,8 @@ type CredentialInfo struct {
 // when less is left. A negative minValid means the profile's default (min_valid, else the
 // smaller of 30 s and a quarter of the token's lifetime). When target is not nil, the
 // profile must be allowed to send its token there (hosts and scheme).
-func (a *Agent) Credential(ctx context.Context, name string, minValid time.Duration, target *url.URL) (*CredentialInfo, error) {
+func (a *Agent) Credential(ctx context.Context, name string, minValid time.Duration, target *url.URL) (_ *CredentialInfo, err error) {
+	defer func() { a.audit(ctx, audit.OpCredential, name, target, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return nil, err
@@ -340,6 +351,9 @@ func (a *Agent) Credential(ctx context.Context, name string, minValid time.Durat
 	if _, signs := p.prov.(providers.Signer); signs {
 		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s signs requests instead of handing out a token: use `authagent sign %s …`, `authagent curl %s -- …` or POST /v1/profiles/%s/sign", name, name, name, name))
 	}
+	if err := a.confirm(ctx, p, OpCredential, hostOf(target)); err != nil {
+		return nil, err
+	}
 	return p.credential(ctx, minValid)
 }
 
@@ -347,6 +361,7 @@ func (a *Agent) Credential(ctx context.Context, name string, minValid time.Durat
 func (a *Agent) CredentialForURL(ctx context.Context, target *url.URL, minValid time.Duration) (*CredentialInfo, error) {
 	name, err := a.ProfileForURL(target)
 	if err != nil {
+		a.audit(ctx, audit.OpCredential, "", target, err)
 		return nil, err
 	}
 	return a.Credential(ctx, name, minValid, target)
@@ -370,7 +385,8 @@ func (a *Agent) ProfileForURL(target *url.URL) (string, error) {
 
 // Reject drops a profile's cached access token because a server refused it; the next
 // request fetches a new one. Stored secrets (refresh token, API secret) are kept.
-func (a *Agent) Reject(name string) error {
+func (a *Agent) Reject(ctx context.Context, name string) (err error) {
+	defer func() { a.audit(ctx, audit.OpReject, name, nil, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return err
@@ -397,7 +413,8 @@ const changeTimeout = time.Minute
 // changeTimeout) and finishes or rolls back: when the file cannot be written, the secret
 // that was stored before is put back. Errors wrap ErrBadRequest for a bad name, config or
 // secret, and ErrUnavailable when the secret store or the file refuses.
-func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) error {
+func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) (err error) {
+	defer func() { a.audit(ctx, audit.OpPutProfile, name, nil, err) }()
 	if !validProfileName(name) {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-' (at most 64)", name))
 	}
@@ -482,7 +499,8 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 // not the caller waits. Errors wrap ErrUnknownProfile (no such profile), ErrBadRequest (an
 // empty secret, or one with a line break or another control character), ErrTooLarge (over
 // MaxSecretSize) and ErrUnavailable (the secret store refused it).
-func (a *Agent) SetSecret(ctx context.Context, name, secret string) error {
+func (a *Agent) SetSecret(ctx context.Context, name, secret string) (err error) {
+	defer func() { a.audit(ctx, audit.OpSetSecret, name, nil, err) }()
 	if _, err := a.lookup(name); err != nil {
 		return err
 	}
@@ -536,7 +554,8 @@ func (a *Agent) SetSecret(ctx context.Context, name, secret string) error {
 // first: when the store refuses, the profile is kept (restarted) and the error, wrapping
 // ErrUnavailable, says to try again; the other order would leave secrets that a later
 // profile of the same name would pick up.
-func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
+func (a *Agent) DeleteProfile(ctx context.Context, name string) (err error) {
+	defer func() { a.audit(ctx, audit.OpDeleteProfile, name, nil, err) }()
 	a.editMu.Lock()
 	defer a.editMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
@@ -552,7 +571,7 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) error {
 	// A file that will not take the edit (a hand edit broke another table) is found before
 	// the secrets are gone, not after.
 	a.fileMu.Lock()
-	err := checkEditable(a.cfg.Path, a.text)
+	err = checkEditable(a.cfg.Path, a.text)
 	a.fileMu.Unlock()
 	if err != nil {
 		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is kept, with its secrets: %w", name, err))

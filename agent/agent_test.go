@@ -305,7 +305,7 @@ func TestSingleFlight(t *testing.T) {
 	h.prov.mu.Lock()
 	h.prov.gate = gate
 	h.prov.mu.Unlock()
-	h.a.Reject("p")
+	h.a.Reject(context.Background(), "p")
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for range 100 {

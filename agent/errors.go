@@ -15,4 +15,7 @@ var (
 	ErrUnavailable    = errors.New("unavailable")
 	// ErrTooLarge: a secret over MaxSecretSize; the socket API answers 413 too_large.
 	ErrTooLarge = errors.New("too large")
+	// ErrDenied: a profile with confirm set was not allowed to serve the request (the user
+	// denied it, did not answer in time, or could not be asked); 403 denied.
+	ErrDenied = errors.New("denied")
 )

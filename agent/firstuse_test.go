@@ -215,7 +215,7 @@ func TestRejectStaticCredential(t *testing.T) {
 	})
 	h.settle(t)
 	h.use(t)
-	if err := h.a.Reject("p"); err != nil {
+	if err := h.a.Reject(context.Background(), "p"); err != nil {
 		t.Fatal(err)
 	}
 	h.settle(t)
@@ -226,7 +226,7 @@ func TestRejectStaticCredential(t *testing.T) {
 		t.Errorf("provider calls %d, want 2 (the refetch right after the reject)", got)
 	}
 	h.use(t)
-	h.a.Reject("p") // the refetched key, refused at once: the second in a row
+	h.a.Reject(context.Background(), "p") // the refetched key, refused at once: the second in a row
 	h.settle(t)
 	info, _ := h.a.Profile("p")
 	if info.State == StateValid || info.State == StateExpired || !strings.Contains(info.LastError, "refused") {
@@ -238,7 +238,7 @@ func TestRejectStaticCredential(t *testing.T) {
 
 	e := newHarness(t, nil, 0.5, tokenFor(time.Hour))
 	e.settle(t)
-	e.a.Reject("p")
+	e.a.Reject(context.Background(), "p")
 	e.settle(t)
 	if got := e.prov.Calls(); got != 1 {
 		t.Errorf("a token with an expiry: %d provider calls after reject, want 1 (the next request fetches)", got)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/authagent/authagent/agent/audit"
 	"github.com/authagent/authagent/providers"
 )
 
@@ -38,7 +39,8 @@ const kubeIDToken = "id_token"
 // issuer, no openid scope), ErrNeedsLogin when it has none now (not logged in, none was
 // issued, or it expired and refreshes bring no new one), and otherwise what Credential's
 // would.
-func (a *Agent) IDToken(ctx context.Context, name string, minValid time.Duration, target *url.URL) (*CredentialInfo, error) {
+func (a *Agent) IDToken(ctx context.Context, name string, minValid time.Duration, target *url.URL) (_ *CredentialInfo, err error) {
+	defer func() { a.audit(ctx, audit.OpIDToken, name, target, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return nil, err
@@ -55,6 +57,9 @@ func (a *Agent) IDToken(ctx context.Context, name string, minValid time.Duration
 			return nil, err
 		}
 	}
+	if err := a.confirm(ctx, p, OpIDToken, hostOf(target)); err != nil {
+		return nil, err
+	}
 	return p.idToken(ctx, minValid)
 }
 
@@ -62,6 +67,7 @@ func (a *Agent) IDToken(ctx context.Context, name string, minValid time.Duration
 func (a *Agent) IDTokenForURL(ctx context.Context, target *url.URL, minValid time.Duration) (*CredentialInfo, error) {
 	name, err := a.ProfileForURL(target)
 	if err != nil {
+		a.audit(ctx, audit.OpIDToken, "", target, err)
 		return nil, err
 	}
 	return a.IDToken(ctx, name, minValid, target)

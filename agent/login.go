@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/authagent/authagent/agent/audit"
 	"github.com/authagent/authagent/providers"
 )
 
@@ -21,7 +22,8 @@ const loginTimeout = 15 * time.Minute
 // without a display. Errors wrap ErrBadRequest for a profile without a login or a flow it
 // cannot run, ErrLoginPending while another login waits, ErrProvider when the identity
 // provider refused to start one.
-func (a *Agent) Login(ctx context.Context, name string, opts ...providers.LoginOptions) (*providers.Challenge, error) {
+func (a *Agent) Login(ctx context.Context, name string, opts ...providers.LoginOptions) (_ *providers.Challenge, err error) {
+	defer func() { a.audit(ctx, audit.OpLogin, name, nil, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return nil, err
@@ -50,7 +52,8 @@ func (a *Agent) CancelLogin(name string) error {
 }
 
 // Logout forgets a profile's tokens and revokes its grant where the provider can.
-func (a *Agent) Logout(ctx context.Context, name string) error {
+func (a *Agent) Logout(ctx context.Context, name string) (err error) {
+	defer func() { a.audit(ctx, audit.OpLogout, name, nil, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return err
@@ -148,7 +151,7 @@ func (p *profile) startLogin(ctx context.Context, opts providers.LoginOptions) (
 		}
 		if err := p.a.awaitCall(lctx, p.name, p.stopping); err != nil {
 			err = errors.New("login cancelled")
-			p.finishLogin(gen, nil, err, meta)
+			p.a.audit(ctx, audit.OpLoginDone, p.name, nil, p.finishLogin(gen, nil, err, meta))
 			ended <- err
 			return
 		}
@@ -168,7 +171,7 @@ func (p *profile) startLogin(ctx context.Context, opts providers.LoginOptions) (
 			shown <- c
 		})
 		gl.Unlock()
-		p.finishLogin(gen, cred, err, meta)
+		p.a.audit(ctx, audit.OpLoginDone, p.name, nil, p.finishLogin(gen, cred, err, meta))
 		ended <- err
 	}()
 	select {
@@ -192,7 +195,9 @@ func (p *profile) startLogin(ctx context.Context, opts providers.LoginOptions) (
 	}
 }
 
-func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, meta *providers.ResponseMeta) {
+// finishLogin ends a login with its outcome and returns how it ended for the audit log:
+// nil when the profile is logged in.
+func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, meta *providers.ResponseMeta) error {
 	if err == nil {
 		err = checkCredential(cred)
 	}
@@ -203,7 +208,7 @@ func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, me
 	if p.loginGen != gen {
 		// A logout came in meanwhile; it waits for us and then revokes what we stored.
 		p.notifyLocked(true)
-		return
+		return context.Canceled
 	}
 	now := p.a.clock.Now()
 	quiet := p.loginQuiet
@@ -216,7 +221,10 @@ func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, me
 			p.a.log.Warn("login failed", "profile", p.name, "error", err)
 		}
 		p.notifyLocked(true)
-		return
+		if quiet || errors.Is(err, context.Canceled) {
+			return context.Canceled // its client left, or `authagent login --cancel`
+		}
+		return providers.Mark(ErrProvider, err)
 	}
 	p.loginGen++
 	if aerr := providers.CheckArrival(cred.ExpiresAt, now, meta); aerr != nil {
@@ -226,12 +234,13 @@ func (p *profile) finishLogin(gen int, cred *providers.Credential, err error, me
 		p.a.log.Warn("logged in, but the access token is unusable", "profile", p.name, "error", aerr)
 		p.failedLocked(now, fmt.Errorf("logged in (the new grant is stored), but %w", aerr), meta)
 		p.notifyLocked(true)
-		return
+		return nil
 	}
 	p.a.log.Info("logged in", "profile", p.name)
 	p.succeededLocked(now, cred)
 	p.asked = 1 // someone logged in to use it: the profile is not idle
 	p.notifyLocked(true)
+	return nil
 }
 
 // flightDone is f's done channel, nil when there is no fetch in flight.
@@ -249,7 +258,8 @@ var errLoginSuperseded = errors.New("superseded by a login or logout")
 // (externaljwt without command or file). A zero expiresAt means: from the token itself.
 // ctx bounds only the wait for the provider's call budget; checking and storing the token
 // run on a context of their own (up to changeTimeout).
-func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt time.Time) error {
+func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt time.Time) (err error) {
+	defer func() { a.audit(ctx, audit.OpPush, name, nil, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return err
@@ -295,7 +305,8 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 
 // Sign signs a request for a profile whose provider signs instead of handing out its
 // secret (apikey sigv4). The URL must be one the profile may send to.
-func (a *Agent) Sign(ctx context.Context, name string, req providers.SignRequest) (map[string]string, error) {
+func (a *Agent) Sign(ctx context.Context, name string, req providers.SignRequest) (_ map[string]string, err error) {
+	defer func() { a.audit(ctx, audit.OpSign, name, parsedURL(req.URL), err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return nil, err
@@ -309,6 +320,9 @@ func (a *Agent) Sign(ctx context.Context, name string, req providers.SignRequest
 		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("url must be an absolute URL like https://api.example.com/path, got %q", req.URL))
 	}
 	if err := p.allows(u); err != nil {
+		return nil, err
+	}
+	if err := a.confirm(ctx, p, OpSign, u.Host); err != nil {
 		return nil, err
 	}
 	headers, err := s.Sign(ctx, req)

@@ -111,6 +111,8 @@ type profile struct {
 	idRenewed  bool
 	idObtained time.Time
 	idTimer    Timer
+
+	confirm confirmState // see confirm.go
 }
 
 type flight struct {

@@ -242,7 +242,7 @@ func TestRejectLoopBounded(t *testing.T) {
 	// reject fetches at once (git's erase after a 401), the ones after back off like
 	// failed fetches, instead of costing a refresh each.
 	for range 3600 {
-		h.a.Reject("p")
+		h.a.Reject(context.Background(), "p")
 		h.a.Credential(context.Background(), "p", -1, nil)
 		simulate(t, h.a, h.clock, time.Second)
 	}
@@ -260,7 +260,7 @@ func TestRejectLoopBounded(t *testing.T) {
 	h.a.Credential(context.Background(), "p", -1, nil)
 	simulate(t, h.a, h.clock, 10*time.Minute)
 	calls := h.prov.Calls()
-	h.a.Reject("p")
+	h.a.Reject(context.Background(), "p")
 	if _, err := h.a.Credential(context.Background(), "p", -1, nil); err != nil || h.prov.Calls() != calls+1 {
 		t.Errorf("an erase after a good spell: %v, %d calls; want a fresh token at once", err, h.prov.Calls()-calls)
 	}
@@ -326,7 +326,7 @@ func TestRejectKeepsBackoff(t *testing.T) {
 	h.settle(t)
 	calls := h.prov.Calls()
 	for range 20 {
-		h.a.Reject("p")
+		h.a.Reject(context.Background(), "p")
 		h.a.Credential(context.Background(), "p", -1, nil)
 	}
 	if got := h.prov.Calls(); got != calls {

@@ -31,10 +31,19 @@ const (
 	// forever on an unlock prompt nobody answers.
 	DefaultKeyringTimeout = 15 * time.Second
 
-	// keyringChunkSize is the largest value stored in one entry. Windows Credential
-	// Manager refuses more than 2560 bytes; macOS base64-encodes values and caps an item
-	// near 3000 bytes, so 2048 fits everywhere.
+	// keyringChunkSize is the largest value stored in one entry of a keyring without a
+	// tighter limit of its own (the Secret Service has none; big items are slow).
+	// chunkSize gives each OS's size.
 	keyringChunkSize = 2048
+
+	// windowsEntryLimit is the most bytes go-keyring stores in one Windows Credential
+	// Manager entry: it refuses a longer value with ErrSetDataTooBig (the credential
+	// blob is the value's bytes as they are, not UTF-16, and Windows caps it at 2560).
+	windowsEntryLimit = 2560
+
+	// macOSCommandLimit is the longest `security -i` command line go-keyring sends to
+	// store a value on macOS; it refuses a longer one with ErrSetDataTooBig.
+	macOSCommandLimit = 4096
 
 	// chunkHeaderPrefix starts the main entry of a value stored in chunks:
 	// "authagent:chunked:<gen>:<n>", with the chunks under "<account>#<gen>.<i>".
@@ -151,6 +160,7 @@ type KeyringStore struct {
 	Log *slog.Logger
 
 	backend keyringBackend
+	goos    string // the OS whose keyring limits set the chunk size (chunkSize); "": none
 	warning string // set by the opener when the keyring did not answer at start
 	// writing serialises Set and Delete (and the tidying after them), so two writers of
 	// one account cannot orphan each other's chunks. It is a channel so waiting for it
@@ -160,9 +170,12 @@ type KeyringStore struct {
 
 // NewKeyringStore returns a store in the OS keyring.
 func NewKeyringStore() *KeyringStore {
-	return newKeyringStore(systemKeyring{})
+	s := newKeyringStore(systemKeyring{})
+	s.goos = runtime.GOOS
+	return s
 }
 
+// newKeyringStore returns a store on b with keyringChunkSize chunks, whatever the OS.
 func newKeyringStore(b keyringBackend) *KeyringStore {
 	return &KeyringStore{backend: b, writing: make(chan struct{}, 1)}
 }
@@ -432,11 +445,12 @@ func (w *keyringWrite) setValue(ctx context.Context, account, value string) erro
 	}
 	var gen string
 	var chunks []string
-	if len(value) > keyringChunkSize || strings.HasPrefix(value, chunkHeaderPrefix) {
+	size := chunkSize(w.s.goos, account)
+	if len(value) > size || strings.HasPrefix(value, chunkHeaderPrefix) {
 		if gen, err = newGeneration(); err != nil {
 			return err
 		}
-		chunks = splitChunks(value, keyringChunkSize)
+		chunks = splitChunks(value, size)
 	}
 
 	// Before any chunk is written, the marker names every generation this write may leave
@@ -784,6 +798,38 @@ func newGeneration() (string, error) {
 		return "", fmt.Errorf("chunk generation: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// chunkSize is the most bytes a value of account, and each of its chunks, may have in one
+// keyring entry on the OS goos, as go-keyring (v0.2.8) enforces it there: 2560 on
+// Windows; on macOS what keeps `security -i`'s command line within 4096 bytes for the
+// longest chunk name of account (about 2900 for a 64-byte account), since go-keyring
+// base64-encodes the value into it; keyringChunkSize elsewhere. It is at least 64, so a
+// value always splits; an account name too long for even that fails at the keyring.
+func chunkSize(goos, account string) int {
+	switch goos {
+	case "windows":
+		return windowsEntryLimit
+	case "darwin":
+		longest := chunkAccount(account, strings.Repeat("0", 16), maxChunks)
+		return max(64, macOSValueLimit(keyringService, longest))
+	}
+	return keyringChunkSize
+}
+
+// macOSValueLimit is the most value bytes go-keyring stores on macOS under service and
+// account: it sends `add-generic-password -U -s SERVICE -a ACCOUNT -w
+// go-keyring-base64:BASE64` and a newline to `security -i`, each word shell-quoted, and
+// refuses a line over macOSCommandLimit. Every word is counted as if quoted (two quotes,
+// and four more bytes per single quote inside), which is never less than its real length.
+func macOSValueLimit(service, account string) int {
+	quoted := func(s string) int { return 2 + len(s) + 4*strings.Count(s, "'") }
+	room := macOSCommandLimit - len("add-generic-password -U -s ") - quoted(service) -
+		len(" -a ") - quoted(account) - len(" -w ") - quoted("go-keyring-base64:") - len("\n")
+	if room < 4 {
+		return 0
+	}
+	return room / 4 * 3 // base64: 4 bytes out for every 3 in
 }
 
 // splitChunks cuts v into pieces of at most size bytes without splitting a UTF-8

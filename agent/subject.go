@@ -34,7 +34,7 @@ func (a *Agent) profileToken(ctx context.Context, from, subject string, idToken 
 	if idToken {
 		get = a.IDToken
 	}
-	c, err := get(ctx, subject, -1, sendTo)
+	c, err := get(internalContext(ctx), subject, -1, sendTo)
 	switch {
 	case err == nil:
 		return c.Token, c.ExpiresAt, nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,13 @@ type Client struct {
 	// Dial opens a connection to addr (the Socket path). It must return a Unix socket
 	// connection: its server is checked as the default dialer's is, but not the directory.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error) // default: a net.Dialer on Socket
+	// Prompt, when set, asks the user question (one line, such as "/usr/bin/authagent (pid
+	// 42) asks for the token of profile work.") on the terminal and reports whether they
+	// allowed it. The client then tells the agent it can ask (HeaderPrompt), and when a
+	// profile that asks before each use cannot ask through the desktop (403
+	// confirm_required), it calls Prompt and sends the request once more with the answer.
+	// The agent takes such answers only from its own executable: authagent commands.
+	Prompt func(ctx context.Context, question string) (bool, error)
 
 	once  sync.Once
 	tr    *http.Transport
@@ -81,33 +89,61 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 
 // do sends one request; a non-2xx answer becomes an *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	var rd io.Reader
+	var sent []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		sent = b
 	}
 	u := "http://authagent" + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.roundTrip(req)
-	if err != nil {
-		return err
+	var resp *http.Response
+	for answer := ""; ; {
+		var rd io.Reader
+		if sent != nil {
+			rd = bytes.NewReader(sent)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
+		if err != nil {
+			return err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.Prompt != nil {
+			req.Header.Set(wire.HeaderPrompt, "tty")
+		}
+		if answer != "" {
+			req.Header.Set(wire.HeaderConfirm, answer)
+		}
+		if resp, err = c.roundTrip(req); err != nil {
+			return err
+		}
+		if resp.StatusCode/100 == 2 {
+			break
+		}
+		err = readError(resp)
+		resp.Body.Close()
+		// A profile that asks before each use, and no desktop to ask on: ask on the
+		// terminal, once, and send the answer.
+		var e *Error
+		if answer != "" || c.Prompt == nil || !errors.As(err, &e) || e.Code != CodeConfirmRequired || e.Confirm == "" {
+			return err
+		}
+		ok, perr := c.Prompt(ctx, e.Message)
+		if perr != nil {
+			return fmt.Errorf("%s The desktop could not ask, and the terminal could not either: %w", e.Message, perr)
+		}
+		answer = e.Confirm + " deny"
+		if ok {
+			answer = e.Confirm + " allow"
+		}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return readError(resp)
-	}
 	if out == nil {
 		io.Copy(io.Discard, resp.Body)
 		return nil
@@ -175,6 +211,15 @@ func (c *Client) CredentialForURL(ctx context.Context, target string, opts ...Cr
 	q.Set("url", target)
 	var cr Credential
 	return &cr, c.do(ctx, http.MethodGet, "/v1/credential", q, nil, &cr)
+}
+
+// Audit returns the newest entries of the agent's audit log that q selects, oldest first
+// (GET /v1/audit). Errors: *Error with code bad_request (400: a limit out of range) or
+// unavailable (503: the agent keeps no audit log, or cannot read it).
+func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	var out wire.AuditLog
+	err := c.do(ctx, http.MethodGet, "/v1/audit", q.Values(), nil, &out)
+	return out.Entries, err
 }
 
 // Reject tells the agent a server refused the profile's token, so the next request gets

@@ -24,6 +24,8 @@ type (
 	Stopping       = wire.Stopping
 	SignRequest    = wire.SignRequest
 	Signature      = wire.Signature
+	AuditEntry     = wire.AuditEntry
+	AuditQuery     = wire.AuditQuery
 
 	// Error is an API error: every non-2xx answer. Test its code with IsCode.
 	Error = wire.Error
@@ -71,6 +73,8 @@ const (
 	CodeProviderError    = wire.CodeProviderError
 	CodeUnavailable      = wire.CodeUnavailable
 	CodeInternal         = wire.CodeInternal
+	CodeDenied           = wire.CodeDenied
+	CodeConfirmRequired  = wire.CodeConfirmRequired
 )
 
 // ClientIdle is how long the agent keeps a connection that sends nothing; the Client drops

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,8 +272,22 @@ func TestClientTrustsOwnAgent(t *testing.T) {
 	t.Setenv("AUTHAGENT_SOCK", "")
 	t.Setenv("XDG_RUNTIME_DIR", "")
 	t.Setenv("TMPDIR", t.TempDir())
+	want := filepath.Join(os.Getenv("TMPDIR"), "authagent-"+strconv.Itoa(os.Getuid()), "agent.sock")
+	switch runtime.GOOS {
+	case "darwin": // a short home: a socket path has at most 104 bytes there
+		home, err := os.MkdirTemp("/tmp", "home")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(home) })
+		t.Setenv("HOME", home)
+		want = filepath.Join(home, "Library", "Application Support", "authagent", "agent.sock")
+	case "windows":
+		t.Setenv("LOCALAPPDATA", t.TempDir())
+		want = filepath.Join(os.Getenv("LOCALAPPDATA"), "authagent", "agent.sock")
+	}
 	sock := ipc.DefaultSocketPath()
-	if want := filepath.Join(os.Getenv("TMPDIR"), "authagent-"+strconv.Itoa(os.Getuid()), "agent.sock"); sock != want {
+	if sock != want {
 		t.Fatalf("DefaultSocketPath() = %s, want %s", sock, want)
 	}
 	e := startServerOn(t, sock)

@@ -21,6 +21,12 @@ type ProfileConfig struct {
 	Username      string   `toml:"username,omitempty" json:"username,omitempty"`
 	RefreshBefore Duration `toml:"refresh_before,omitempty" json:"refresh_before,omitempty"`
 	MinValid      Duration `toml:"min_valid,omitempty" json:"min_valid,omitempty"`
+	// Confirm makes the agent ask the user before each credential or signature it serves
+	// (see ConfirmMode); ConfirmWindow is how long an approval of "once-per-exe" lasts
+	// (default 10m) and ConfirmTimeout how long a question waits for its answer (default 30s).
+	Confirm        ConfirmMode `toml:"confirm,omitempty" json:"confirm,omitempty"`
+	ConfirmWindow  Duration    `toml:"confirm_window,omitempty" json:"confirm_window,omitempty"`
+	ConfirmTimeout Duration    `toml:"confirm_timeout,omitempty" json:"confirm_timeout,omitempty"`
 
 	// devicecode (also named oidc).
 	Issuer        string   `toml:"issuer,omitempty" json:"issuer,omitempty"`
@@ -90,6 +96,43 @@ func SubKey(table, name string) string {
 	return table + "." + name
 }
 
+// ConfirmMode is a profile's confirm key: "" (the default: never ask), ConfirmAlways
+// (written confirm = true or "always": ask before every use) or ConfirmOncePerExe (ask
+// once per executable, then remember the approval for confirm_window). In TOML and JSON it
+// is a boolean or a string; a string is taken as written and checked by the agent, so that
+// its error can name the line.
+type ConfirmMode string
+
+// The values of ConfirmMode.
+const (
+	ConfirmAlways     ConfirmMode = "always"
+	ConfirmOncePerExe ConfirmMode = "once-per-exe"
+)
+
+// UnmarshalText reads a TOML boolean (go-toml hands it over as "true" or "false"). Any
+// other value (a number) is kept as written, for the agent to refuse with its line.
+func (m *ConfirmMode) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "true":
+		*m = ConfirmAlways
+	case "false":
+		*m = ""
+	default:
+		*m = ConfirmMode(b)
+	}
+	return nil
+}
+
+// UnmarshalJSON reads a boolean or a string.
+func (m *ConfirmMode) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*m = ConfirmMode(s)
+		return nil
+	}
+	return m.UnmarshalText(b)
+}
+
 // Ports is a list of TCP ports, written as one port (8000) or a list ([8000, 18000]) in
 // TOML and JSON.
 type Ports []int
@@ -156,13 +199,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // CheckKeys returns a *ConfigError for the first key that is set in cfg but not among the
 // keys the kind accepts. The common keys (provider, hosts, username, refresh_before,
-// min_valid) are always accepted; a username that could never be sent (CheckSendable: it
+// min_valid, confirm, confirm_window, confirm_timeout) are always accepted; a username that could never be sent (CheckSendable: it
 // goes to git line by line) is refused.
 func CheckKeys(cfg *ProfileConfig, kind string, accepted ...string) error {
 	if err := CheckSendable("username", cfg.Username); err != nil {
 		return err
 	}
-	ok := map[string]bool{"provider": true, "hosts": true, "username": true, "refresh_before": true, "min_valid": true}
+	ok := map[string]bool{"provider": true, "hosts": true, "username": true, "refresh_before": true, "min_valid": true,
+		"confirm": true, "confirm_window": true, "confirm_timeout": true}
 	for _, k := range accepted {
 		ok[k] = true
 	}

@@ -28,6 +28,7 @@ type fakeAgent struct {
 	browser  bool               // logins are browser logins
 	loginReq []ipc.LoginRequest // the bodies of login requests
 	status   *ipc.Status        // GET /v1/status answers 404 while nil
+	audit    []ipc.AuditEntry   // GET /v1/audit answers 503 while nil
 	srv      *http.Server
 	stopped  chan struct{} // closed by stop: ends every event stream
 }
@@ -77,6 +78,16 @@ func (a *fakeAgent) start() {
 			return
 		}
 		json.NewEncoder(w).Encode(st)
+	})
+	mux.HandleFunc("GET /v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		entries := a.audit
+		a.mu.Unlock()
+		if entries == nil {
+			writeErr(w, &ipc.Error{Status: 503, Code: ipc.CodeUnavailable, Message: "no audit log in this test"})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"entries": entries})
 	})
 	mux.HandleFunc("POST /v1/profiles/{name}/login", a.login)
 	mux.HandleFunc("POST /v1/profiles/{name}/logout", func(w http.ResponseWriter, r *http.Request) {

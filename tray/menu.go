@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +54,13 @@ const (
 // config file (config_error) and a change that waits for a restart (config_warning) each
 // get a line at the top; a failed reload also turns the icon to error.
 func BuildMenu(ps []ipc.Profile, now time.Time, agentUp bool, st ...*ipc.Status) Menu {
+	return BuildMenuWithUses(ps, nil, now, agentUp, st...)
+}
+
+// BuildMenuWithUses is BuildMenu with each profile's last use in its submenu: uses holds,
+// by profile name, the newest audit entry of a credential or signature the agent served
+// (LastUses picks them); a profile without one gets no such line.
+func BuildMenuWithUses(ps []ipc.Profile, uses map[string]ipc.AuditEntry, now time.Time, agentUp bool, st ...*ipc.Status) Menu {
 	sep := Item{Separator: true}
 	quit := Item{Title: "Quit", Tooltip: "Close the tray icon; the agent keeps running", Action: ActQuit, Enabled: true}
 	config := Item{Title: "Open configuration", Tooltip: "Edit config.toml, then run `authagent reload`", Action: ActOpenConfig, Enabled: true}
@@ -93,7 +101,11 @@ func BuildMenu(ps []ipc.Profile, now time.Time, agentUp bool, st ...*ipc.Status)
 	}
 	var needLogin []string
 	for _, p := range ps {
-		m.Items = append(m.Items, profileItem(p, now))
+		it := profileItem(p, now)
+		if u, ok := uses[p.Name]; ok {
+			it.Children = append(it.Children, lastUseItem(u, now))
+		}
+		m.Items = append(m.Items, it)
 		m.Status = worse(m.Status, status(p.State))
 		if p.Can(capLogin) && p.State == ipc.StateNeedsLogin {
 			needLogin = append(needLogin, p.Name)
@@ -290,4 +302,62 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// LastUses merges entries (from GET /v1/audit) into uses, the newest credential or
+// signature served per profile, and returns it; uses may be nil.
+func LastUses(uses map[string]ipc.AuditEntry, entries []ipc.AuditEntry) map[string]ipc.AuditEntry {
+	if uses == nil {
+		uses = map[string]ipc.AuditEntry{}
+	}
+	for _, e := range entries {
+		switch e.Op {
+		case "credential", "id_token", "sign":
+		default:
+			continue
+		}
+		if e.Result != "ok" || e.Profile == "" {
+			continue
+		}
+		if old, ok := uses[e.Profile]; !ok || e.Time.After(old.Time) {
+			uses[e.Profile] = e
+		}
+	}
+	return uses
+}
+
+// lastUseItem is the line "Last used by git (via authagent) 2 min ago": the program that
+// asked, or for authagent's own helpers (git's, curl's) the program that ran them.
+func lastUseItem(e ipc.AuditEntry, now time.Time) Item {
+	who := "an unknown program"
+	if e.Exe != "" {
+		who = filepath.Base(e.Exe)
+	}
+	if who == "authagent" && e.ParentExe != "" {
+		who = filepath.Base(e.ParentExe) + " (via authagent)"
+	}
+	tip := fmt.Sprintf("%s at %s", e.Op, e.Time.Local().Format("2006-01-02 15:04:05"))
+	if e.Host != "" {
+		tip += " for " + e.Host
+	}
+	if e.Exe != "" {
+		tip += fmt.Sprintf("\nby %s (pid %d)", e.Exe, e.PID)
+	}
+	if e.ParentExe != "" {
+		tip += fmt.Sprintf(", run by %s (pid %d)", e.ParentExe, e.ParentPID)
+	}
+	return Item{Title: "Last used by " + clip(who, 50) + " " + ago(now.Sub(e.Time)), Tooltip: tip + "\n`authagent audit` shows more"}
+}
+
+// ago says how long ago, to the minute: "just now", "2 min ago", "3 h ago", "2 days ago".
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
 }

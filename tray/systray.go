@@ -1,22 +1,19 @@
+//go:build cgo || !darwin
+
 package tray
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"fyne.io/systray"
-	"github.com/godbus/dbus/v5"
 
 	"github.com/authagent/authagent/assets"
 )
 
 // This file is the only one that touches fyne.io/systray and its globals.
-
-// statusNotifierWatcher is where tray icons register; panels that show them own it.
-const statusNotifierWatcher = "org.kde.StatusNotifierWatcher"
 
 // ShowOptions say how the icon looks.
 type ShowOptions struct {
@@ -34,15 +31,8 @@ func Show(ctx context.Context, t *Tray, o ShowOptions) error {
 	if o.IconSize <= 0 {
 		o.IconSize = 22
 	}
-	// systray takes the shared session bus and has no way to report that it is missing.
-	bus, err := dbus.SessionBus()
-	if err != nil {
-		return fmt.Errorf("the tray needs a D-Bus session bus (is DBUS_SESSION_BUS_ADDRESS set?): %w", err)
-	}
-	var watched bool
-	if bus.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, statusNotifierWatcher).Store(&watched) == nil && !watched {
-		t.o.Log.Warn("no panel hosts tray icons yet (nothing owns " + statusNotifierWatcher + "); the icon appears when one starts. " +
-			"On GNOME, enable the AppIndicator extension")
+	if err := checkHost(ctx, t); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -113,7 +103,7 @@ func Show(ctx context.Context, t *Tray, o ShowOptions) error {
 
 func setIcon(s assets.Status, o ShowOptions) {
 	png := assets.Icon(s, o.Panel, o.IconSize)
-	if icon, err := systrayIcon(png); err == nil {
+	if icon, err := hostIcon(png); err == nil {
 		png = icon
 	}
 	systray.SetIcon(png)

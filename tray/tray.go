@@ -55,8 +55,9 @@ type Tray struct {
 	mu       sync.Mutex
 	up       bool
 	profiles map[string]ipc.Profile
-	status   *ipc.Status // the agent's, for its config_error and config_warning; nil when unknown
-	show     func(Menu)  // called with mu held, so menus arrive in order
+	status   *ipc.Status               // the agent's, for its config_error and config_warning; nil when unknown
+	lastUse  map[string]ipc.AuditEntry // each profile's last use, from the audit log (LastUses)
+	show     func(Menu)                // called with mu held, so menus arrive in order
 }
 
 // New returns a Tray; nothing happens until Run.
@@ -154,6 +155,7 @@ func (t *Tray) follow(ctx context.Context) (connected bool, err error) {
 func (t *Tray) refreshStatus(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	t.refreshUses(ctx)
 	st, err := t.o.Client.Status(ctx)
 	if err != nil {
 		t.o.Log.Debug("cannot read the agent's status", "error", err)
@@ -167,6 +169,28 @@ func (t *Tray) refreshStatus(ctx context.Context) {
 	changed := t.status == nil || t.status.ConfigError != st.ConfigError || t.status.ConfigWarning != st.ConfigWarning
 	t.status = st
 	if changed {
+		t.render()
+	}
+}
+
+// refreshUses reads the newest entries of the agent's audit log for each profile's last
+// use; it runs with refreshStatus (at connect, on added and removed profiles, and every
+// Redraw), so the line is at most one redraw old. An agent without an audit log leaves the
+// lines out.
+func (t *Tray) refreshUses(ctx context.Context) {
+	entries, err := t.o.Client.Audit(ctx, ipc.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.o.Log.Debug("cannot read the agent's audit log", "error", err)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.up {
+		return
+	}
+	uses := LastUses(maps.Clone(t.lastUse), entries)
+	if !maps.Equal(uses, t.lastUse) {
+		t.lastUse = uses
 		t.render()
 	}
 }
@@ -193,6 +217,7 @@ func (t *Tray) agentGone(ctx context.Context) {
 	t.mu.Lock()
 	t.up = false
 	t.status = nil
+	t.lastUse = nil
 	clear(t.profiles)
 	t.render()
 	t.mu.Unlock()
@@ -222,7 +247,7 @@ func (t *Tray) redraw(ctx context.Context) {
 // render shows the menu for the current state; t.mu must be held.
 func (t *Tray) render() {
 	if t.show != nil {
-		t.show(BuildMenu(slices.Collect(maps.Values(t.profiles)), t.o.Now(), t.up, t.status))
+		t.show(BuildMenuWithUses(slices.Collect(maps.Values(t.profiles)), t.lastUse, t.o.Now(), t.up, t.status))
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/authagent/authagent/credhelper"
@@ -52,6 +51,9 @@ func run(argv []string) int {
 	var answered *credhelper.ExitError
 	if errors.As(err, &answered) {
 		return answered.Code // the helper told its caller already
+	}
+	if wire.IsCode(err, wire.CodeConfirmRequired) {
+		return handOver(argv) // the full binary asks on the terminal (nothing was printed)
 	}
 	fmt.Fprintln(os.Stderr, "authagent:", err)
 	return 1
@@ -119,6 +121,14 @@ func parse(argv []string) (c call, ok bool) {
 
 func (c *call) do(ctx context.Context) error {
 	agent := &oneshot.Client{Socket: wire.SocketPath(c.socket)}
+	if c.command == "token" || c.command == "header" {
+		// They read no stdin, so the full binary can run them again and ask on the
+		// terminal when a profile asks before each use and the desktop cannot.
+		if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
+			tty.Close()
+			agent.Prompt = "handover"
+		}
+	}
 	defer agent.Close()
 	switch c.command {
 	case "token":
@@ -165,7 +175,7 @@ func (c *call) login(ctx context.Context, name string) error {
 func handOver(argv []string) int {
 	full, err := fullBinary()
 	if err == nil {
-		err = syscall.Exec(full, argv, os.Environ())
+		err = execReplace(full, argv, os.Environ())
 	}
 	fmt.Fprintf(os.Stderr, "authagent: %v\n", err)
 	return 1

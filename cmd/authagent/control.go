@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,17 +44,6 @@ systemctl --user stop authagent.socket authagent.service`,
 			return nil
 		},
 	}
-}
-
-// processAlive reports whether a process with pid runs and is ours. (An agent reached
-// through a forwarded socket runs elsewhere: its pid means nothing here, and no process
-// of ours by that number is taken for it only until stopWait runs out.)
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil
 }
 
 func newReloadCmd(c *cli) *cobra.Command {

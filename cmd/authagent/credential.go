@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,7 +82,7 @@ that is not found exits 127, and one that cannot be run (not executable) 126.`,
 				return err
 			}
 			env := append(withoutVar(os.Environ(), "AUTHAGENT_TOKEN"), "AUTHAGENT_TOKEN="+cred.Token)
-			return cannotRun(args[1], syscall.Exec(path, args[1:], env))
+			return cannotRun(args[1], execReplace(path, args[1:], env))
 		},
 	}
 	return cmd
@@ -285,4 +286,36 @@ for a new profile, or ` + "`authagent set-secret NAME`" + ` to rotate the key of
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// terminalPrompt asks the questions of profiles with confirm set on the controlling
+// terminal (/dev/tty), when there is one and no desktop notification could ask: the
+// agent takes the answer only from this executable. nil without a terminal.
+func terminalPrompt() func(ctx context.Context, question string) (bool, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	tty.Close()
+	return func(ctx context.Context, question string) (bool, error) {
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err != nil {
+			return false, err
+		}
+		defer tty.Close()
+		fmt.Fprintf(tty, "authagent: %s\nAllow? [y/N] ", question)
+		line := make(chan string, 1)
+		go func() {
+			s, _ := bufio.NewReader(tty).ReadString('\n')
+			line <- s
+		}()
+		select {
+		case s := <-line:
+			s = strings.ToLower(strings.TrimSpace(s))
+			return s == "y" || s == "yes", nil
+		case <-ctx.Done():
+			fmt.Fprintln(tty)
+			return false, ctx.Err()
+		}
+	}
 }

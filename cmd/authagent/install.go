@@ -19,12 +19,18 @@ func newInstallCmd() *cobra.Command {
 	var gitHosts []string
 	cmd := &cobra.Command{
 		Use:   "install --user [--git-host H]… | --uninstall",
-		Short: "Install the systemd user units and the tray's autostart entry for this user",
+		Short: "Start the agent and the tray at login for this user",
 		Long: `Install authagent for the current user, without root: the systemd user units
 authagent.socket and authagent.service (the agent starts on first use), the XDG autostart
 entry that starts the tray at login, and with --git-host the git credential helper for those
 hosts. The socket is enabled and started with systemctl --user unless --no-enable is given.
---uninstall stops and disables the units and removes what install wrote.`,
+--uninstall stops and disables the units and removes what install wrote.
+
+On macOS it writes launchd user agents to ~/Library/LaunchAgents (io.github.authagent.agent
+runs the agent at login and restarts it after a crash; io.github.authagent.tray runs the
+tray) and loads them with launchctl unless --no-enable. On Windows it creates two scheduled
+tasks that run at your logon ("authagent agent", "authagent tray") and starts them unless
+--no-enable.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !user && !uninstall {
@@ -36,6 +42,12 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 			}
 			self, _ = filepath.EvalSymlinks(self)
 			self = packaging.Front(self) // units and git run the one-shot front, when there is one
+			if handled, err := installOS(self, uninstall, noEnable); handled {
+				if err != nil {
+					return err
+				}
+				return installGit(self, uninstall, gitHosts)
+			}
 			cfg, err := os.UserConfigDir()
 			if err != nil {
 				return err
@@ -58,10 +70,7 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 				if !noEnable {
 					systemctl("daemon-reload")
 				}
-				for _, h := range gitHosts {
-					gitsetup.UnsetQuietly(h)
-				}
-				return nil
+				return installGit(self, true, gitHosts)
 			}
 			for src, dst := range files {
 				data, err := packaging.Files.ReadFile(src)
@@ -77,10 +86,8 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 				}
 				fmt.Fprintln(os.Stderr, "wrote", dst)
 			}
-			for _, h := range gitHosts {
-				if err := gitsetup.Set(os.Stderr, h, self); err != nil {
-					return err
-				}
+			if err := installGit(self, false, gitHosts); err != nil {
+				return err
 			}
 			if noEnable {
 				return nil
@@ -96,6 +103,21 @@ hosts. The socket is enabled and started with systemctl --user unless --no-enabl
 	cmd.Flags().BoolVar(&noEnable, "no-enable", false, "only write the files; do not run systemctl")
 	cmd.Flags().StringArrayVar(&gitHosts, "git-host", nil, "also make authagent git's credential helper for this host (repeatable)")
 	return cmd
+}
+
+// installGit makes authagent (self) git's credential helper for hosts, or with uninstall
+// takes it back.
+func installGit(self string, uninstall bool, hosts []string) error {
+	for _, h := range hosts {
+		if uninstall {
+			gitsetup.UnsetQuietly(h)
+			continue
+		}
+		if err := gitsetup.Set(os.Stderr, h, self); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func systemctl(args ...string) error {

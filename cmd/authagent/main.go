@@ -102,7 +102,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		RunE:          func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			c.socket = ipc.SocketPath(c.socket) // the one place the socket is resolved
-			c.client = &ipc.Client{Socket: c.socket}
+			c.client = &ipc.Client{Socket: c.socket, Prompt: terminalPrompt()}
 		},
 	}
 	root.SetVersionTemplate("authagent {{.Version}}\n") // as `authagent version` prints it
@@ -148,6 +148,7 @@ Start an agent with  eval "$(authagent start)"  (or run  authagent serve).`,
 		newTrayCmd(c),
 		newKeygenCmd(),
 		newStatusCmd(c),
+		newAuditCmd(c),
 		newVersionCmd(),
 	)
 	for _, cmd := range extraCommands {

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/authagent/authagent/agent"
+	"github.com/authagent/authagent/agent/audit"
+	"github.com/authagent/authagent/confirm"
 	"github.com/authagent/authagent/ipc/server"
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
@@ -86,12 +88,23 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 	if err != nil {
 		return err
 	}
+	// The audit log is not worth refusing to serve over; the log says it is missing.
+	var auditor agent.Auditor
+	var auditReader server.AuditReader
+	if al, err := openAuditLog(log); err != nil {
+		log.Error("no audit log: uses of profiles are not recorded", "error", err)
+	} else {
+		defer al.Close()
+		auditor, auditReader = al, al
+	}
 	a, err := agent.New(agent.Options{
 		Config:    cfg,
 		Store:     store,
 		Providers: factories(ctx),
 		Logger:    log,
 		Version:   version,
+		Audit:     auditor,
+		Confirmer: &confirm.Desktop{}, // profiles with confirm set ask on the session bus
 	})
 	if err != nil {
 		return err
@@ -126,7 +139,7 @@ func serve(ctx context.Context, log *slog.Logger, socket, configPath string) err
 	info := store.Info()
 	log.Info("agent listening", "socket", socket, "config", configPath, "secret_store", info.Kind, "persistent", info.Persistent, "pid", os.Getpid(), "version", version)
 	stopNotify := notifySystemd(ctx, log, fmt.Sprintf("serving %d profiles; secrets in %s", len(a.Profiles()), info.Kind))
-	err = (&server.Server{Agent: a, Log: log, Stop: stopRequested}).Serve(ctx, ln)
+	err = (&server.Server{Agent: a, Log: log, Stop: stopRequested, Audit: auditReader}).Serve(ctx, ln)
 	stopNotify()
 	log.Info("agent stopped")
 	return err
@@ -164,4 +177,13 @@ func notifySystemd(ctx context.Context, log *slog.Logger, status string) func() 
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// openAuditLog opens $XDG_STATE_HOME/authagent/audit.log (see package audit).
+func openAuditLog(log *slog.Logger) (*audit.Log, error) {
+	path, err := audit.DefaultPath()
+	if err != nil {
+		return nil, err
+	}
+	return audit.Open(path, audit.Options{Logger: log})
 }

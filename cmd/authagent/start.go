@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,7 +80,7 @@ func spawnAgent(ctx context.Context, client *ipc.Client, sock, configPath string
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	detach(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start agent: %w", err)
 	}
@@ -128,13 +127,13 @@ const startTimeout = 10 * time.Second
 // is reaped (exited receives Wait's result), so start leaves nothing behind, and says what
 // it did for the error message.
 func stopAgent(pid int, exited <-chan error) string {
-	syscall.Kill(-pid, syscall.SIGTERM)
+	stopGroup(pid, false)
 	select {
 	case <-exited:
 		return "it was stopped"
 	case <-time.After(2 * time.Second):
 	}
-	syscall.Kill(-pid, syscall.SIGKILL)
+	stopGroup(pid, true)
 	select {
 	case <-exited:
 		return "it was killed"

@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/godbus/dbus/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/authagent/authagent/agent"
@@ -42,13 +41,13 @@ the agent comes back.
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			conn, err := dbus.ConnectSessionBus()
+			desk, err := openDesktop()
 			if err != nil {
-				return fmt.Errorf("the tray needs a D-Bus session bus (is DBUS_SESSION_BUS_ADDRESS set?): %w", err)
+				return err
 			}
-			defer conn.Close()
+			defer desk.close()
 			if panel == "auto" {
-				p = tray.DetectPanel(ctx, conn)
+				p = desk.panel(ctx)
 			}
 			openPath := configPath
 			if openPath == "" {
@@ -59,7 +58,7 @@ the agent comes back.
 			sock := c.socket
 			t := tray.New(tray.Options{
 				Client:     c.client,
-				Notifier:   tray.NewDBusNotifier(conn),
+				Notifier:   desk.notifier,
 				ConfigPath: openPath,
 				Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 				StartAgent: func(ctx context.Context) error {

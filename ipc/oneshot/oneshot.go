@@ -29,6 +29,10 @@ import (
 // for concurrent use.
 type Client struct {
 	Socket string
+	// Prompt, when not "", is sent as wire.HeaderPrompt: "handover" says that on 403
+	// confirm_required the program hands the command over to the full binary, which asks
+	// the user on the terminal.
+	Prompt string
 	check  wire.ServerCheck
 	conn   net.Conn // nil until the first call, and after an answer that ends the connection
 	br     *bufio.Reader
@@ -109,7 +113,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		stop := context.AfterFunc(ctx, func() { s.Shutdown() })
 		defer stop()
 	}
-	a, err := exchange(c.conn, c.br, method, path, query)
+	a, err := exchange(c.conn, c.br, method, path, query, c.Prompt)
 	if err != nil || !a.keep {
 		c.Close()
 	}
@@ -148,7 +152,7 @@ type answer struct {
 }
 
 // exchange writes the request on conn and reads the whole answer from br (conn's reader).
-func exchange(conn net.Conn, br *bufio.Reader, method, path string, query url.Values) (a answer, err error) {
+func exchange(conn net.Conn, br *bufio.Reader, method, path string, query url.Values, prompt string) (a answer, err error) {
 	target := path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
@@ -156,6 +160,9 @@ func exchange(conn net.Conn, br *bufio.Reader, method, path string, query url.Va
 	req := method + " " + target + " HTTP/1.1\r\nHost: authagent\r\nUser-Agent: authagent-oneshot\r\n"
 	if method != "GET" {
 		req += "Content-Length: 0\r\n"
+	}
+	if prompt != "" {
+		req += wire.HeaderPrompt + ": " + prompt + "\r\n"
 	}
 	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
 		return answer{nothingRead: true}, err

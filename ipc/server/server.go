@@ -48,6 +48,8 @@ type Server struct {
 	// Stop, when set, ends the agent: POST /v1/stop calls it once the answer is sent (it
 	// should cancel the context Serve runs with). nil: POST /v1/stop answers 503.
 	Stop func()
+	// Audit, when set, serves GET /v1/audit; nil: it answers 503.
+	Audit AuditReader
 }
 
 type peerKey struct{}
@@ -70,7 +72,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if err != nil {
 				s.log().Warn("cannot read peer credentials", "error", err)
 			}
-			return context.WithValue(ctx, peerKey{}, p)
+			ctx = context.WithValue(ctx, peerKey{}, p)
+			if p.Known && p.UID == s.uid() { // others are refused; their /proc is not ours to read
+				ctx = agent.WithCaller(ctx, callerOf(p))
+			}
+			return ctx
 		},
 		ErrorLog: slog.NewLogLogger(s.log().Handler(), slog.LevelDebug),
 	}
@@ -114,6 +120,7 @@ func (s *Server) Handler() http.Handler {
 		pattern string
 		h       http.HandlerFunc
 	}{
+		{"GET /v1/audit", s.auditLog},
 		{"GET /v1/credential", s.credentialForURL},
 		{"GET /v1/events", s.events},
 		{"GET /v1/profiles", s.profiles},
@@ -178,6 +185,12 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		if t, err := terminalAnswer(r.Header); err != nil {
+			writeError(w, err)
+			return
+		} else if t != (agent.TerminalAnswer{}) {
+			r = r.WithContext(agent.WithTerminal(r.Context(), t))
 		}
 		mux.ServeHTTP(w, r)
 	})
@@ -470,7 +483,7 @@ func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *agen
 }
 
 func (s *Server) reject(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agent.Reject(r.PathValue("name")); err != nil {
+	if err := s.Agent.Reject(r.Context(), r.PathValue("name")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -935,11 +948,31 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, e)
 }
 
+// terminalAnswer reads what a request says about confirmation on the caller's terminal
+// (wire.HeaderPrompt, wire.HeaderConfirm).
+func terminalAnswer(h http.Header) (agent.TerminalAnswer, *ipc.Error) {
+	p := h.Get(wire.HeaderPrompt)
+	t := agent.TerminalAnswer{CanAsk: p == "tty", Handover: p == "handover"}
+	if v := h.Get(wire.HeaderConfirm); v != "" {
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "allow" && f[1] != "deny" {
+			return t, &ipc.Error{Status: http.StatusBadRequest, Code: ipc.CodeBadRequest,
+				Message: wire.HeaderConfirm + `: want "ID allow" or "ID deny", with the id of a confirm_required answer`}
+		}
+		t.ID, t.Allow = f[0], f[1] == "allow"
+	}
+	return t, nil
+}
+
 // apiError maps an agent error to the API's error code and status.
 func apiError(err error) *ipc.Error {
 	var e *ipc.Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var cr *agent.ConfirmRequiredError
+	if errors.As(err, &cr) {
+		return &ipc.Error{Status: http.StatusForbidden, Code: ipc.CodeConfirmRequired, Message: cr.Error(), Confirm: cr.ID}
 	}
 	var ce *agent.ConfigError
 	var pce *providers.ConfigError
@@ -953,6 +986,7 @@ func apiError(err error) *ipc.Error {
 		{agent.ErrNoProfile, http.StatusNotFound, ipc.CodeNoProfile},
 		{agent.ErrBadRequest, http.StatusBadRequest, ipc.CodeBadRequest},
 		{agent.ErrForbidden, http.StatusForbidden, ipc.CodeForbidden},
+		{agent.ErrDenied, http.StatusForbidden, ipc.CodeDenied},
 		{agent.ErrNeedsLogin, http.StatusUnauthorized, ipc.CodeNeedsLogin},
 		{agent.ErrLoginPending, http.StatusConflict, ipc.CodeLoginPending},
 		{agent.ErrProvider, http.StatusBadGateway, ipc.CodeProviderError},

@@ -18,6 +18,10 @@ type ProfileConfig struct {
 	Username      string   `json:"username,omitempty"`
 	RefreshBefore Duration `json:"refresh_before,omitempty"`
 	MinValid      Duration `json:"min_valid,omitempty"`
+	// Confirm: "always" (true in the config file) or "once-per-exe"; "" never asks.
+	Confirm        string   `json:"confirm,omitempty"`
+	ConfirmWindow  Duration `json:"confirm_window,omitempty"`
+	ConfirmTimeout Duration `json:"confirm_timeout,omitempty"`
 
 	// devicecode (also named oidc).
 	Issuer        string   `json:"issuer,omitempty"`

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 )
 
 // ErrNotImplemented is returned where this OS lacks a feature; the caller refuses service
@@ -165,23 +163,6 @@ func (s *ServerCheck) server(sock string, c net.Conn) error {
 		return &UntrustedServerError{Socket: sock, Path: sock, UID: p.UID, User: userName(p.UID), PID: p.PID, Want: want}
 	}
 	return nil
-}
-
-// fileOwner is the uid that owns path, or the symbolic link at path unless follow.
-func fileOwner(path string, follow bool) (int, error) {
-	stat := os.Lstat
-	if follow {
-		stat = os.Stat
-	}
-	fi, err := stat(path)
-	if err != nil {
-		return 0, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, &fs.PathError{Op: "owner", Path: path, Err: ErrNotImplemented}
-	}
-	return int(st.Uid), nil
 }
 
 // userName is uid's login name, or "" when the system has none for it.

@@ -16,7 +16,9 @@ import (
 const ClientIdle = 5 * time.Second
 
 // DefaultSocketPath is where the agent listens and clients connect: $AUTHAGENT_SOCK, else
-// $XDG_RUNTIME_DIR/authagent/agent.sock, else /tmp/authagent-$UID/agent.sock.
+// $XDG_RUNTIME_DIR/authagent/agent.sock, else the OS's per-user place (socketDir):
+// /tmp/authagent-$UID/agent.sock on Linux and the BSDs, ~/Library/Application
+// Support/authagent/agent.sock on macOS, %LOCALAPPDATA%\authagent\agent.sock on Windows.
 func DefaultSocketPath() string {
 	if p := os.Getenv("AUTHAGENT_SOCK"); p != "" {
 		return p
@@ -24,7 +26,12 @@ func DefaultSocketPath() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "authagent", "agent.sock")
 	}
-	return filepath.Join(os.TempDir(), "authagent-"+strconv.Itoa(os.Getuid()), "agent.sock")
+	return filepath.Join(socketDir(), "agent.sock")
+}
+
+// tempSocketDir is $TMPDIR/authagent-$UID (/tmp when TMPDIR is unset).
+func tempSocketDir() string {
+	return filepath.Join(os.TempDir(), "authagent-"+strconv.Itoa(os.Getuid()))
 }
 
 // SocketPath is the socket a program uses: given (its --socket flag) when set, else

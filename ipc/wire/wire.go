@@ -178,6 +178,24 @@ const (
 	CodeProviderError    = "provider_error"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
+	// CodeDenied (403): the profile asks before each use (confirm) and the user denied
+	// the request, or gave no answer in time, or could not be asked.
+	CodeDenied = "denied"
+	// CodeConfirmRequired (403): the profile asks before each use, no desktop notification
+	// could ask, and the caller said it can ask on its terminal (HeaderPrompt): it asks
+	// the user Error.Message and sends the request again with HeaderConfirm.
+	CodeConfirmRequired = "confirm_required"
+)
+
+// Terminal confirmation (see docs/api.md "Confirmation on a terminal").
+const (
+	// HeaderPrompt: "tty" says the client can ask the user on its terminal when the
+	// agent cannot ask through the desktop; "handover" that it can hand the command over
+	// to a program that can (the one-shot front to the full binary).
+	HeaderPrompt = "Authagent-Prompt"
+	// HeaderConfirm carries the user's answer to a confirm_required: "ID allow" or
+	// "ID deny", with the Error.Confirm id.
+	HeaderConfirm = "Authagent-Confirm"
 )
 
 // Error is an API error. The clients return it for every non-2xx answer; test its code
@@ -186,6 +204,9 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Confirm is, with CodeConfirmRequired only, the one-use id of the question to send
+	// back in HeaderConfirm.
+	Confirm string `json:"confirm,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -217,4 +238,30 @@ func ReadError(status int, statusText string, body []byte) *Error {
 func IsCode(err error, code string) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == code
+}
+
+// AuditEntry is one line of the agent's audit log, as GET /v1/audit returns it: who used
+// or changed which profile, when, and with what result. It never holds a token, a secret
+// or a whole URL.
+type AuditEntry struct {
+	Time    time.Time `json:"time"`              // RFC 3339, UTC
+	Profile string    `json:"profile,omitempty"` // absent when no profile matched the URL
+	// Op is credential, id_token, sign, login, login_done, logout, push, reject,
+	// put_profile, delete_profile or set_secret.
+	Op string `json:"op"`
+	// Host is the host[:port] of the URL the request named; absent when it named none.
+	Host string `json:"host,omitempty"`
+	// Result is "ok" or the error code the caller got (needs_login, forbidden, denied, …).
+	Result string `json:"result"`
+	// The caller as the agent saw it when the caller connected: its executable and pid, and
+	// its parent's (for the git and curl helpers, the program that ran the helper).
+	Exe       string `json:"exe,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	ParentExe string `json:"parent_exe,omitempty"`
+	ParentPID int    `json:"parent_pid,omitempty"`
+}
+
+// AuditLog is the answer to GET /v1/audit: the newest entries that match, oldest first.
+type AuditLog struct {
+	Entries []AuditEntry `json:"entries"`
 }

@@ -268,9 +268,12 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case outcome = <-red.outcome:
 	case <-l.closing:
-		outcome = errEnded
+		// The login finished and closed the listener; its outcome, when it gave one,
+		// is already in the channel (Finish comes before Close), and select picks at
+		// random among ready cases: take it first.
+		outcome = finished(red, errEnded)
 	case <-timer.C:
-		outcome = errEnded
+		outcome = finished(red, errEnded)
 	case <-r.Context().Done():
 		return
 	}
@@ -285,6 +288,16 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 var errEnded = errors.New("the login ended in authagent")
+
+// finished is red's outcome when the login gave one already, else otherwise.
+func finished(red *Redirect, otherwise error) error {
+	select {
+	case err := <-red.outcome:
+		return err
+	default:
+		return otherwise
+	}
+}
 
 // start serves the start page: the first time, a redirect to the target with the login's
 // cookie; again to the browser that holds the cookie (the login page opened once more);

@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/url"
+
+	"github.com/authagent/authagent/agent/audit"
+)
+
+// Auditor records what callers did with profiles, one entry per operation (package audit
+// writes them to a file). Record must neither block for long nor fail the operation: a
+// write that fails is the Auditor's to report.
+type Auditor interface {
+	Record(audit.Entry)
+}
+
+// audit records one operation on profile, done for the caller ctx carries, with err its
+// outcome. Only target's host goes in, never its path or query.
+func (a *Agent) audit(ctx context.Context, op, profile string, target *url.URL, err error) {
+	if a.opts.Audit == nil {
+		return
+	}
+	if !validProfileName(profile) {
+		profile = "" // a caller may have passed anything as a name, even a token
+	}
+	e := audit.Entry{Time: a.clock.Now().UTC(), Profile: profile, Op: op, Result: auditResult(err)}
+	if target != nil {
+		e.Host = target.Host
+	}
+	if c := CallerFrom(ctx); c != nil {
+		e.Exe, e.PID, e.ParentExe, e.ParentPID = c.Exe, c.PID, c.ParentExe, c.ParentPID
+	}
+	a.opts.Audit.Record(e)
+}
+
+// auditResult is audit.ResultOK, or the socket API's error code for err: the code
+// ipc/server's apiError answers the client with (ipc/server's audit tests compare the
+// two), and "cancelled" for a caller that left.
+func auditResult(err error) string {
+	if err == nil {
+		return audit.ResultOK
+	}
+	for _, m := range []struct {
+		target error
+		code   string
+	}{
+		{ErrTooLarge, "too_large"},
+		{ErrUnknownProfile, "unknown_profile"},
+		{ErrNoProfile, "no_profile"},
+		{ErrBadRequest, "bad_request"},
+		{ErrDenied, "denied"},
+		{ErrForbidden, "forbidden"},
+		{ErrNeedsLogin, "needs_login"},
+		{ErrLoginPending, "login_pending"},
+		{ErrProvider, "provider_error"},
+		{ErrUnavailable, "unavailable"},
+		{context.DeadlineExceeded, "unavailable"},
+		{context.Canceled, "cancelled"},
+	} {
+		if errors.Is(err, m.target) {
+			return m.code
+		}
+	}
+	return "internal"
+}
+
+// parsedURL is raw parsed, or nil when it is not a URL.
+func parsedURL(raw string) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	return u
+}

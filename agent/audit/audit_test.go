@@ -1,0 +1,268 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func entry(i int) Entry {
+	return Entry{
+		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Second), Profile: "work",
+		Op: OpCredential, Host: "api.example.com", Result: ResultOK,
+		Exe: "/usr/bin/git-credential-authagent", PID: 1000 + i, ParentExe: "/usr/bin/git", ParentPID: 999,
+	}
+}
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+// TestOpenRecordRead: Open makes the directory 0700 and the file 0600 (also a file that
+// existed with a wider mode), and what Record writes, Read gives back.
+func TestOpenRecordRead(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "authagent")
+	path := filepath.Join(dir, "audit.log")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := mode(t, dir); got != 0o700 {
+		t.Errorf("directory mode %v, want 0700", got)
+	}
+	if got := mode(t, path); got != 0o600 {
+		t.Errorf("file mode %v, want 0600", got)
+	}
+	want := []Entry{entry(0), entry(1)}
+	for _, e := range want {
+		l.Record(e)
+	}
+	got, err := l.Read(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("read back (-want +got):\n%s", d)
+	}
+	l.Close()
+
+	os.Chmod(path, 0o644)
+	os.Chmod(dir, 0o755)
+	l2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if got := mode(t, path); got != 0o600 {
+		t.Errorf("an existing 0644 file: mode %v after Open, want 0600", got)
+	}
+	if got := mode(t, dir); got != 0o700 {
+		t.Errorf("an existing 0755 directory: mode %v after Open, want 0700", got)
+	}
+}
+
+// TestRotation: the file is rotated once it would pass MaxMiB, MaxBackups rotated files
+// are kept, every file is 0600, and Read reads across them, oldest first.
+func TestRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{MaxMiB: 1, MaxBackups: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	line, _ := json.Marshal(entry(0))
+	n := 3*(1<<20)/(len(line)+1) + 100 // a bit over three files' worth
+	for i := range n {
+		l.Record(entry(i))
+	}
+	files, err := logFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lumberjack removes old files in the background after a rotation.
+	for deadline := time.Now().Add(10 * time.Second); len(files) > 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		files, _ = logFiles(path)
+	}
+	if len(files) != 3 {
+		t.Fatalf("files %q, want the current one and 2 rotated", files)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 1<<20 {
+			t.Errorf("%s: %d bytes, more than 1 MiB", f, fi.Size())
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	got, err := l.Read(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 2*(1<<20)/(len(line)+1) || len(got) >= n {
+		t.Fatalf("read %d entries of %d written; want those of 3 files, at least 2 MiB of them and not the first file's", len(got), n)
+	}
+	for i, e := range got { // consecutive, ending with the last one written
+		if want := n - len(got) + i; e.PID != 1000+want {
+			t.Fatalf("entry %d has pid %d, want %d: entries missing or out of order across files", i, e.PID, 1000+want)
+		}
+	}
+	last, err := l.Read(Filter{Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(got[len(got)-5:], last); d != "" {
+		t.Errorf("Limit 5 (-want +got):\n%s", d)
+	}
+}
+
+// TestConcurrentWriters: entries recorded at once from many goroutines are whole lines,
+// none lost.
+func TestConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const writers, each = 8, 300
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				e := entry(w*each + i)
+				e.Profile = fmt.Sprintf("p%d", w)
+				l.Record(e)
+			}
+		})
+	}
+	wg.Wait()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != writers*each {
+		t.Fatalf("%d lines, want %d", len(lines), writers*each)
+	}
+	seen := map[int]bool{}
+	for _, line := range lines {
+		var e Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %q is not an entry: %v", line, err)
+		}
+		seen[e.PID] = true
+	}
+	if len(seen) != writers*each {
+		t.Errorf("%d distinct entries, want %d", len(seen), writers*each)
+	}
+	got, err := l.Read(Filter{Profile: "p3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != each {
+		t.Errorf("Read of profile p3: %d entries, want %d", len(got), each)
+	}
+}
+
+// TestReadSkipsBadLines: lines that are not entries (garbage, cut short, too long, blank,
+// JSON of another shape) are skipped; the filter selects by profile and time; a missing
+// file is an empty log.
+func TestReadSkipsBadLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	if got, err := Read(path, Filter{}); err != nil || len(got) != 0 {
+		t.Fatalf("Read of a missing log: %v, %v; want nothing and no error", got, err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	e0, e1, e2 := entry(0), entry(10), entry(20)
+	e1.Profile = "other"
+	enc.Encode(e0)
+	buf.WriteString("not json at all\n\n")
+	buf.WriteString(`{"time":"2026-01-02T03:04:05Z","op":"credential","profile":"wo` + "\n") // cut short
+	buf.WriteString(`{"hello":"world"}` + "\n")
+	buf.WriteString(`{"op":"credential","profile":"` + strings.Repeat("x", 100<<10) + `","time":"2026-01-02T03:04:05Z"}` + "\n")
+	enc.Encode(e1)
+	enc.Encode(e2)
+	buf.WriteString(`{"time":"2026-01-02T03:04:05Z","op":"cred`) // the last line, unfinished
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		f    Filter
+		want []Entry
+	}{
+		{"all", Filter{}, []Entry{e0, e1, e2}},
+		{"profile", Filter{Profile: "work"}, []Entry{e0, e2}},
+		{"since", Filter{Since: e1.Time}, []Entry{e1, e2}},
+		{"limit", Filter{Limit: 1}, []Entry{e2}},
+		{"profile and limit", Filter{Profile: "work", Limit: 2}, []Entry{e0, e2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Read(path, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestWriteFailureReported: a write that fails is not the caller's error; it is logged at
+// once, then at most once a minute with the number of entries lost meanwhile.
+func TestWriteFailureReported(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authagent")
+	var logs bytes.Buffer
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	l, err := Open(filepath.Join(dir, "audit.log"), Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Now:    func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The directory is gone and a file stands in its place: no write can open the log.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		l.Record(entry(0))
+	}
+	if got := strings.Count(logs.String(), "cannot write the audit log"); got != 1 {
+		t.Fatalf("5 failed writes within a minute logged %d times, want once:\n%s", got, logs.String())
+	}
+	now = now.Add(61 * time.Second)
+	l.Record(entry(1))
+	if got := strings.Count(logs.String(), "cannot write the audit log"); got != 2 {
+		t.Fatalf("a failed write a minute later: logged %d times in all, want twice:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "lost_entries=5") {
+		t.Errorf("the second report should count the 5 entries lost since the first:\n%s", logs.String())
+	}
+}

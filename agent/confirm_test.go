@@ -1,0 +1,614 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authagent/authagent/providers"
+)
+
+// fakeConfirmer answers questions with answer, and records them. Fault injection: the
+// real one (package confirm) is tested against a notification server on a private bus.
+type fakeConfirmer struct {
+	mu     sync.Mutex
+	asked  []ConfirmRequest
+	calls  chan ConfirmRequest // when not nil, each question is sent here as it is asked
+	answer func(ctx context.Context, req ConfirmRequest) (bool, error)
+}
+
+func (f *fakeConfirmer) Confirm(ctx context.Context, req ConfirmRequest) (bool, error) {
+	f.mu.Lock()
+	f.asked = append(f.asked, req)
+	calls := f.calls
+	f.mu.Unlock()
+	if calls != nil {
+		calls <- req
+	}
+	return f.answer(ctx, req)
+}
+
+// next waits for the next question (calls must be set); a question that never comes
+// fails the test instead of hanging it.
+func (f *fakeConfirmer) next(t *testing.T) ConfirmRequest {
+	t.Helper()
+	select {
+	case req := <-f.calls:
+		return req
+	case <-time.After(10 * time.Second):
+		t.Fatal("no question was asked")
+	}
+	return ConfirmRequest{}
+}
+
+func (f *fakeConfirmer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.asked)
+}
+
+func allow(context.Context, ConfirmRequest) (bool, error) { return true, nil }
+
+// confirmProvider hands out a fixed token; it signs, and it may have ID tokens.
+type confirmProvider struct{}
+
+func (confirmProvider) Fetch(context.Context) (*providers.Credential, error) {
+	return &providers.Credential{TokenType: "Bearer", Token: "tok"}, nil
+}
+
+type signConfirmProvider struct{ confirmProvider }
+
+func (signConfirmProvider) Sign(context.Context, providers.SignRequest) (map[string]string, error) {
+	return map[string]string{"Authorization": "signed"}, nil
+}
+
+type idConfirmProvider struct{ confirmProvider }
+
+func (idConfirmProvider) IDTokens() error { return nil }
+
+// newConfirmAgent serves profiles (provider "fake", or "signer" / "id" for the other
+// kinds) with c as the Confirmer (nil for none). The Env each profile's provider got is
+// in envs.
+func newConfirmAgent(t *testing.T, c Confirmer, profiles map[string]*providers.ProfileConfig) (*Agent, *fakeClock, map[string]providers.Env) {
+	t.Helper()
+	clock := newFakeClock()
+	var mu sync.Mutex
+	envs := map[string]providers.Env{}
+	factory := func(p providers.Provider) providers.Factory {
+		return func(_ *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+			mu.Lock()
+			envs[env.Name] = env
+			mu.Unlock()
+			return p, nil
+		}
+	}
+	for _, pc := range profiles {
+		if pc.Provider == "" {
+			pc.Provider = "fake"
+		}
+	}
+	a, err := New(Options{
+		Config: &Config{Path: filepath.Join(t.TempDir(), "config.toml"), Profiles: profiles},
+		Store:  NewMemoryStore(),
+		Providers: map[string]providers.Factory{
+			"fake":   factory(confirmProvider{}),
+			"signer": factory(signConfirmProvider{}),
+			"id":     factory(idConfirmProvider{}),
+		},
+		Clock:     clock,
+		Jitter:    func() float64 { return 0.5 },
+		Confirmer: c,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a, clock, envs
+}
+
+func python(pid int) *Caller {
+	return &Caller{PID: pid, UID: os.Getuid(), Exe: "/usr/bin/python3", Dev: 8, Ino: 1001}
+}
+
+func as(c *Caller) context.Context { return WithCaller(context.Background(), c) }
+
+// TestConfirmAnswers: allowed serves the token; denied, no answer in time, no way to ask
+// and a Confirmer that fails are each ErrDenied with a message that names the program,
+// the profile and what to do. The Confirmer is asked what the caller asks for.
+func TestConfirmAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		confirmer Confirmer // nil: none
+		timeout   providers.Duration
+		want      string // "" for allowed; else a part of the error
+	}{
+		{"allowed", &fakeConfirmer{answer: allow}, 0, ""},
+		{"denied", &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) { return false, nil }}, 0,
+			"the user denied /usr/bin/python3 (pid 1234) the token of profile work"},
+		{"timeout", &fakeConfirmer{answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
+			<-ctx.Done() // the notification stays open until the agent's deadline
+			return false, fmt.Errorf("%w: %w", ErrNoAnswer, ctx.Err())
+		}}, providers.Duration(20 * time.Millisecond),
+			"no answer within 20ms to whether /usr/bin/python3 (pid 1234) may have the token of profile work"},
+		{"expired", &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) {
+			return false, fmt.Errorf("the notification expired: %w", ErrNoAnswer)
+		}}, 0, "no answer within 30s"},
+		{"no confirmer", nil, 0, "but the agent could not ask whether /usr/bin/python3 (pid 1234) may have the token of profile work: " +
+			"this agent was started without a way to ask; run a desktop notification server"},
+		{"cannot ask", &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) {
+			return false, errors.New("the notification server shows no actions")
+		}}, 0, "could not ask whether /usr/bin/python3 (pid 1234) may have the token of profile work: the notification server shows no actions; " +
+			"run a desktop notification server that shows actions (Allow/Deny) on the agent's session bus, run the authagent command on a terminal, or remove confirm from profile work"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _, _ := newConfirmAgent(t, tc.confirmer, map[string]*providers.ProfileConfig{
+				"work": {Confirm: providers.ConfirmAlways, ConfirmTimeout: tc.timeout, Hosts: []string{"api.example.com"}},
+			})
+			target, _ := url.Parse("https://api.example.com/v1")
+			c, err := a.Credential(as(python(1234)), "work", -1, target)
+			if tc.want == "" {
+				if err != nil || c.Token != "tok" {
+					t.Fatalf("Credential = %v, %v; want the token", c, err)
+				}
+			} else {
+				if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Credential error = %v; want ErrDenied with %q", err, tc.want)
+				}
+				if c != nil {
+					t.Fatalf("Credential = %+v along with an error", c)
+				}
+			}
+			if f, ok := tc.confirmer.(*fakeConfirmer); ok {
+				want := ConfirmRequest{Profile: "work", Operation: OpCredential, Host: "api.example.com", Caller: python(1234)}
+				if len(f.asked) != 1 || f.asked[0].Profile != want.Profile || f.asked[0].Operation != want.Operation ||
+					f.asked[0].Host != want.Host || *f.asked[0].Caller != *want.Caller {
+					t.Fatalf("asked %+v, want once %+v", f.asked, want)
+				}
+			}
+		})
+	}
+}
+
+// TestConfirmOperations: a signature and an ID token are asked about too, each under its
+// own name; a profile without confirm, and the agent's own subject_profile exchange, are
+// not.
+func TestConfirmOperations(t *testing.T) {
+	f := &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) { return false, nil }}
+	a, _, envs := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"dci":   {Provider: "signer", Confirm: providers.ConfirmAlways, Hosts: []string{"api.example.com"}},
+		"oidc":  {Provider: "id", Confirm: providers.ConfirmOncePerExe},
+		"work":  {Confirm: providers.ConfirmAlways},
+		"plain": {},
+	})
+	ctx := as(python(7))
+	_, err := a.Sign(ctx, "dci", providers.SignRequest{Method: "GET", URL: "https://api.example.com/x"})
+	if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "the user denied /usr/bin/python3 (pid 7) a signature of profile dci") {
+		t.Errorf("Sign error = %v; want it denied", err)
+	}
+	_, err = a.IDToken(ctx, "oidc", -1, nil)
+	if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "the ID token of profile oidc") {
+		t.Errorf("IDToken error = %v; want it denied", err)
+	}
+	if got := f.count(); got != 2 {
+		t.Fatalf("asked %d times, want 2: %+v", got, f.asked)
+	}
+	if f.asked[0].Operation != OpSign || f.asked[0].Host != "api.example.com" || f.asked[1].Operation != OpIDToken {
+		t.Errorf("asked %+v; want sign for api.example.com, then id_token", f.asked)
+	}
+	if c, err := a.Credential(ctx, "plain", -1, nil); err != nil || c.Token != "tok" {
+		t.Errorf("a profile without confirm: %v, %v", c, err)
+	}
+	// plain's provider trades work's token (subject_profile = "work"): the agent asks
+	// nobody for its own exchange.
+	tok, _, err := envs["plain"].ProfileToken(ctx, "work", false, nil)
+	if err != nil || tok != "tok" {
+		t.Errorf("subject_profile token = %q, %v; want work's token unasked", tok, err)
+	}
+	if got := f.count(); got != 2 {
+		t.Errorf("asked %d times, want still 2: %+v", got, f.asked[2:])
+	}
+}
+
+// TestConfirmOncePerExe: an approval is remembered per executable (path, device and inode)
+// for confirm_window: another process of the same executable is not asked, but the same
+// path with another inode (a replaced binary), another path, one with no known executable
+// and any after the window are. A denial is not remembered. confirm = true asks every time.
+func TestConfirmOncePerExe(t *testing.T) {
+	answer := true
+	f := &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) { return answer, nil }}
+	a, clock, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"work":   {Confirm: providers.ConfirmOncePerExe, ConfirmWindow: providers.Duration(time.Hour)},
+		"always": {Confirm: providers.ConfirmAlways},
+		"dflt":   {Confirm: providers.ConfirmOncePerExe},
+	})
+	replaced := python(1)
+	replaced.Ino = 2002
+	curl := &Caller{PID: 5, Exe: "/usr/bin/curl", Dev: 8, Ino: 1001}
+	byMake := python(1)
+	byMake.ParentPID, byMake.ParentExe = 1, "/usr/bin/make"
+	steps := []struct {
+		what    string
+		profile string
+		caller  *Caller
+		advance time.Duration
+		asked   bool
+	}{
+		{"first use", "work", python(1), 0, true},
+		{"same process again", "work", python(1), 0, false},
+		{"another process of the same executable", "work", python(2), 0, false},
+		{"same path, another inode", "work", replaced, 0, true},
+		{"the old inode still approved", "work", python(3), 0, false},
+		{"another executable with the same inode", "work", curl, 0, true},
+		{"the approved executable run by another program", "work", byMake, 0, true},
+		{"unknown executable", "work", &Caller{PID: 9}, 0, true},
+		{"unknown executable again", "work", &Caller{PID: 9}, 0, true},
+		{"no caller at all", "work", nil, 0, true},
+		{"inside the window", "work", python(4), 59 * time.Minute, false},
+		{"after the window", "work", python(4), 2 * time.Minute, true},
+		{"confirm = true", "always", python(1), 0, true},
+		{"confirm = true, again", "always", python(1), 0, true},
+		{"default window: first", "dflt", python(1), 0, true},
+		{"default window: inside 10m", "dflt", python(1), 9 * time.Minute, false},
+		{"default window: after 10m", "dflt", python(1), 2 * time.Minute, true},
+	}
+	for _, s := range steps {
+		clock.Advance(s.advance)
+		before := f.count()
+		ctx := context.Background()
+		if s.caller != nil {
+			ctx = as(s.caller)
+		}
+		if _, err := a.Credential(ctx, s.profile, -1, nil); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+		if got := f.count() > before; got != s.asked {
+			t.Errorf("%s: asked = %v, want %v", s.what, got, s.asked)
+		}
+	}
+	if len(f.asked) < 7 {
+		t.Fatalf("asked %d questions, want more", len(f.asked))
+	}
+	for i, want := range map[int]string{1: "/usr/bin/python3 (pid 1)", 3: "/usr/bin/python3 (pid 1, run by /usr/bin/make, pid 1)",
+		4: "an unknown program (pid 9)", 6: "an unknown program"} {
+		if got := f.asked[i].Who(); got != want {
+			t.Errorf("question %d names %q, want %q", i, got, want)
+		}
+	}
+
+	// A denial is not remembered: the next request asks again.
+	answer = false
+	for i := range 2 {
+		before := f.count()
+		if _, err := a.Credential(as(&Caller{PID: 6, Exe: "/usr/bin/wget", Ino: 3}), "work", -1, nil); !errors.Is(err, ErrDenied) {
+			t.Fatalf("request %d: %v, want denied", i, err)
+		}
+		if f.count() != before+1 {
+			t.Fatalf("request %d after a denial was not asked", i)
+		}
+	}
+}
+
+// TestConfirmSingleFlight: concurrent requests of one executable for one profile share one
+// question and all get its answer.
+func TestConfirmSingleFlight(t *testing.T) {
+	for _, tc := range []struct {
+		mode    providers.ConfirmMode
+		callers func(i int) *Caller
+	}{
+		{providers.ConfirmOncePerExe, python},                              // processes of one executable
+		{providers.ConfirmAlways, func(int) *Caller { return python(42) }}, // one process
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			release := make(chan struct{})
+			f := &fakeConfirmer{calls: make(chan ConfirmRequest, 10), answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
+				<-release
+				return true, nil
+			}}
+			a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{"work": {Confirm: tc.mode}})
+			const n = 8
+			errs := make(chan error, n)
+			for i := range n {
+				go func() {
+					_, err := a.Credential(as(tc.callers(i+1)), "work", -1, nil)
+					errs <- err
+				}()
+			}
+			f.next(t)
+			waitWaiters(t, a, "work", n)
+			close(release) // the question is answered: allowed
+			for range n {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := f.count(); got != 1 {
+				t.Fatalf("asked %d times for %d concurrent requests, want 1", got, n)
+			}
+		})
+	}
+}
+
+// waitWaiters waits until n requests wait for the one question profile name has open.
+func waitWaiters(t *testing.T, a *Agent, name string, n int) {
+	t.Helper()
+	a.mu.Lock()
+	p := a.profiles.get(name)
+	a.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p.confirm.mu.Lock()
+		waiting := 0
+		for _, q := range p.confirm.asking {
+			waiting += q.waiters
+		}
+		questions := len(p.confirm.asking)
+		p.confirm.mu.Unlock()
+		if questions > 1 {
+			t.Fatalf("%d questions open, want 1", questions)
+		}
+		if waiting == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%d requests did not all wait for one question", n)
+}
+
+// TestConfirmBlocksNoOne: while a question waits for the user, other profiles are served,
+// another profile's question and another caller's question of the same profile are asked
+// at the same time, and the profile can be listed and reloaded.
+func TestConfirmBlocksNoOne(t *testing.T) {
+	release := make(chan struct{})
+	f := &fakeConfirmer{calls: make(chan ConfirmRequest, 10), answer: func(ctx context.Context, req ConfirmRequest) (bool, error) {
+		if req.Caller != nil && req.Caller.PID == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		}
+		return true, nil
+	}}
+	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"work":  {Confirm: providers.ConfirmAlways},
+		"other": {Confirm: providers.ConfirmAlways},
+		"plain": {},
+	})
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.Credential(as(python(1)), "work", -1, nil)
+		first <- err
+	}()
+	if req := f.next(t); req.Caller.PID != 1 {
+		t.Fatalf("first question from pid %d", req.Caller.PID)
+	}
+	curl := &Caller{PID: 2, Exe: "/usr/bin/curl", Ino: 5}
+	for _, r := range []struct {
+		what, profile string
+		caller        *Caller
+	}{
+		{"a profile without confirm", "plain", python(1)},
+		{"another profile with confirm, same caller's executable", "other", python(3)},
+		{"the same profile, another caller", "work", curl},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := a.Credential(as(r.caller), r.profile, -1, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", r.what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s waits behind the open question", r.what)
+		}
+		if r.profile != "plain" {
+			f.next(t)
+		}
+	}
+	a.Profiles()
+	if _, err := a.Profile("work"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("the first request ended (%v) before its question was answered", err)
+	default:
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConfirmCallerLeaves: a caller that leaves while its question is open gets its
+// context's error, and the question stays open for the others that share it.
+func TestConfirmCallerLeaves(t *testing.T) {
+	release := make(chan struct{})
+	f := &fakeConfirmer{calls: make(chan ConfirmRequest, 10), answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
+		<-release
+		return true, nil
+	}}
+	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{"work": {Confirm: providers.ConfirmOncePerExe}})
+	ctx, cancel := context.WithCancel(as(python(1)))
+	left := make(chan error, 1)
+	go func() {
+		_, err := a.Credential(ctx, "work", -1, nil)
+		left <- err
+	}()
+	f.next(t)
+	second := make(chan error, 1)
+	go func() {
+		_, err := a.Credential(as(python(2)), "work", -1, nil)
+		second <- err
+	}()
+	cancel()
+	if err := <-left; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that left got %v", err)
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if f.count() != 1 {
+		t.Fatalf("asked %d times, want 1", f.count())
+	}
+}
+
+// TestConfirmConfig: confirm keys in a config file: true and "once-per-exe" load; a value
+// of another kind, an unknown word, and confirm_window or confirm_timeout without the
+// confirm they tune, are errors that name the file, line and key.
+func TestConfirmConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       string // "" loads; else a part of the error
+		mode       providers.ConfirmMode
+	}{
+		{"true", "confirm = true\n", "", providers.ConfirmAlways},
+		{"false", "confirm = false\n", "", ""},
+		{"once-per-exe", "confirm = \"once-per-exe\"\nconfirm_window = \"1h\"\nconfirm_timeout = \"1m\"\n", "", providers.ConfirmOncePerExe},
+		{"a number", "confirm = 1\n", `config.toml:3: profile.work.confirm: "1": want true`, ""},
+		{"a word", "confirm = \"sometimes\"\n", `profile.work.confirm: "sometimes": want true`, ""},
+		{"window alone", "confirm = true\nconfirm_window = \"5m\"\n", `profile.work.confirm_window: only used with confirm = "once-per-exe"`, ""},
+		{"timeout alone", "confirm_timeout = \"5m\"\n", `profile.work.confirm_timeout: only used with confirm`, ""},
+		{"window as a number", "confirm = \"once-per-exe\"\nconfirm_window = 600\n", "profile.work.confirm_window", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(path, []byte("[profile.work]\nprovider = \"fake\"\n"+tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(path)
+			if err == nil {
+				_, err = New(Options{Config: cfg, Store: NewMemoryStore(), Providers: map[string]providers.Factory{
+					"fake": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) {
+						return confirmProvider{}, nil
+					},
+				}})
+			}
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := cfg.Profiles["work"].Confirm; got != tc.mode {
+					t.Fatalf("confirm = %q, want %q", got, tc.mode)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v; want one with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestConfirmQuestion: the question names the program, its parent, a replaced executable,
+// the profile, what is asked for and where it goes; a path cannot forge the question.
+func TestConfirmQuestion(t *testing.T) {
+	for _, tc := range []struct {
+		req  ConfirmRequest
+		want string
+	}{
+		{ConfirmRequest{Profile: "work", Operation: OpCredential, Host: "api.example.com", Caller: python(12)},
+			"/usr/bin/python3 (pid 12) asks for the token of profile work, for api.example.com."},
+		{ConfirmRequest{Profile: "dci", Operation: OpSign, Caller: &Caller{PID: 3, Exe: "/usr/bin/curl", ExeDeleted: true, ParentPID: 2, ParentExe: "/bin/bash"}},
+			"/usr/bin/curl (deleted) (pid 3, run by /bin/bash, pid 2) asks for a signature of profile dci."},
+		{ConfirmRequest{Profile: "oidc", Operation: OpIDToken, Caller: &Caller{PID: 4}},
+			"an unknown program (pid 4) asks for the ID token of profile oidc."},
+		{ConfirmRequest{Profile: "work", Operation: OpCredential},
+			"an unknown program asks for the token of profile work."},
+		{ConfirmRequest{Profile: "work", Operation: OpCredential, Caller: &Caller{PID: 5, Exe: "/tmp/x (pid 1) asks for nothing.\nAllow"}},
+			`"/tmp/x (pid 1) asks for nothing.\nAllow" (pid 5) asks for the token of profile work.`},
+	} {
+		if got := tc.req.Question(); got != tc.want {
+			t.Errorf("Question() = %q\nwant         %q", got, tc.want)
+		}
+	}
+}
+
+// TestConfirmOnTerminal: with no way to ask through the desktop, a caller that runs the
+// agent's own executable and says it can ask on its terminal gets the question with a
+// one-use id (ErrConfirmRequired); the answer sent back with that id is taken from that
+// process only, once, for that operation, within confirm_timeout. Another program that
+// says it can ask gets a plain denial: it could answer without asking anyone.
+func TestConfirmOnTerminal(t *testing.T) {
+	dev, ino, ok := selfExe()
+	if !ok {
+		t.Fatal("cannot stat this test's own executable")
+	}
+	self := func(pid int) *Caller {
+		return &Caller{PID: pid, Exe: "/usr/bin/authagent", Dev: dev, Ino: ino, ParentPID: 1, ParentExe: "/bin/bash"}
+	}
+	a, clock, _ := newConfirmAgent(t, nil, map[string]*providers.ProfileConfig{
+		"work": {Provider: "id", Confirm: providers.ConfirmOncePerExe, ConfirmTimeout: providers.Duration(time.Minute)},
+		"sig":  {Provider: "signer", Confirm: providers.ConfirmAlways, Hosts: []string{"api.example.com"}},
+	})
+	canAsk := func(c *Caller) context.Context {
+		return WithTerminal(as(c), TerminalAnswer{CanAsk: true})
+	}
+	answer := func(c *Caller, id string, allow bool) context.Context {
+		return WithTerminal(as(c), TerminalAnswer{CanAsk: true, ID: id, Allow: allow})
+	}
+	question := func(ctx context.Context) *ConfirmRequiredError {
+		t.Helper()
+		_, err := a.Credential(ctx, "work", -1, nil)
+		var cr *ConfirmRequiredError
+		if !errors.As(err, &cr) || !errors.Is(err, ErrConfirmRequired) || cr.ID == "" {
+			t.Fatalf("Credential = %v; want a question for the terminal", err)
+		}
+		return cr
+	}
+	denied := func(what string, ctx context.Context, want string) {
+		t.Helper()
+		_, err := a.Credential(ctx, "work", -1, nil)
+		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: Credential = %v; want denied with %q", what, err, want)
+		}
+	}
+
+	// Not the agent's executable, or not able to ask: denied as without a terminal.
+	denied("another program", canAsk(python(5)), "could not ask whether /usr/bin/python3 (pid 5)")
+	denied("no terminal", as(self(5)), "could not ask")
+
+	cr := question(canAsk(self(5)))
+	if want := "/usr/bin/authagent (pid 5, run by /bin/bash, pid 1) asks for the token of profile work."; cr.Question != want {
+		t.Errorf("question %q, want %q", cr.Question, want)
+	}
+	denied("the answer from another process", answer(self(6), cr.ID, true), "fits no open question")
+	denied("the same id again", answer(self(5), cr.ID, true), "fits no open question")
+
+	cr = question(canAsk(self(5)))
+	denied("the user says no", answer(self(5), cr.ID, false), "the user denied /usr/bin/authagent (pid 5, run by /bin/bash, pid 1) the token of profile work (answered on the terminal)")
+
+	cr = question(canAsk(self(5)))
+	clock.Advance(time.Minute)
+	denied("an answer after confirm_timeout", answer(self(5), cr.ID, true), "fits no open question")
+
+	cr = question(canAsk(self(5)))
+	if _, err := a.Sign(answer(self(5), cr.ID, true), "sig", providers.SignRequest{Method: "GET", URL: "https://api.example.com/"}); !errors.Is(err, ErrDenied) {
+		t.Fatalf("the id of another profile's question: %v", err)
+	}
+	if _, err := a.IDToken(answer(self(5), cr.ID, true), "work", -1, nil); !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "fits no open question") {
+		t.Fatalf("the id of a token question used for an ID token: %v", err)
+	}
+	denied("an id used for another operation before", answer(self(5), cr.ID, true), "fits no open question")
+	denied("a made-up id", answer(self(5), "00ff", true), "fits no open question")
+
+	cr = question(canAsk(self(5)))
+	if c, err := a.Credential(answer(self(5), cr.ID, true), "work", -1, nil); err != nil || c.Token != "tok" {
+		t.Fatalf("allowed on the terminal: %v, %v", c, err)
+	}
+	// once-per-exe: the approval is remembered for the executable (run by the same parent).
+	if c, err := a.Credential(as(self(7)), "work", -1, nil); err != nil || c.Token != "tok" {
+		t.Fatalf("after an approval on the terminal: %v, %v", c, err)
+	}
+}
