@@ -70,6 +70,8 @@ type Agent struct {
 	// secret_store the agent started with, which only a restart changes.
 	reloadErr  string
 	startStore string
+
+	questions openQuestions // questions to the user open at once (confirm.go)
 }
 
 // validProfileName: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'.
@@ -412,7 +414,8 @@ const changeTimeout = time.Minute
 // serving it. Once the checks pass, the change runs on a context of its own (up to
 // changeTimeout) and finishes or rolls back: when the file cannot be written, the secret
 // that was stored before is put back. Errors wrap ErrBadRequest for a bad name, config or
-// secret, and ErrUnavailable when the secret store or the file refuses.
+// secret, and ErrUnavailable when the secret store or the file refuses. A profile that has
+// confirm set is replaced only when the user allows it (OpChange); else ErrDenied.
 func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) (err error) {
 	defer func() { a.audit(ctx, audit.OpPutProfile, name, nil, err) }()
 	if !validProfileName(name) {
@@ -433,8 +436,15 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 			return fmt.Errorf("profile %s: %w", name, err)
 		}
 	}
+	asked, err := a.confirmChange(ctx, name, OpChange) // before editMu: the user may take a while
+	if err != nil {
+		return err
+	}
 	a.editMu.Lock()
 	defer a.editMu.Unlock()
+	if err := a.changeStillAllowed(name, asked); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
 	defer cancel()
 	var undo func(context.Context) error
@@ -498,7 +508,8 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 // the change runs on a context of its own (up to changeTimeout) and finishes whether or
 // not the caller waits. Errors wrap ErrUnknownProfile (no such profile), ErrBadRequest (an
 // empty secret, or one with a line break or another control character), ErrTooLarge (over
-// MaxSecretSize) and ErrUnavailable (the secret store refused it).
+// MaxSecretSize) and ErrUnavailable (the secret store refused it). A profile that has
+// confirm set gets a new secret only when the user allows it (OpChange); else ErrDenied.
 func (a *Agent) SetSecret(ctx context.Context, name, secret string) (err error) {
 	defer func() { a.audit(ctx, audit.OpSetSecret, name, nil, err) }()
 	if _, err := a.lookup(name); err != nil {
@@ -513,8 +524,15 @@ func (a *Agent) SetSecret(ctx context.Context, name, secret string) (err error) 
 	if err := CheckSecretSize(len(secret)); err != nil {
 		return fmt.Errorf("profile %s: %w", name, err)
 	}
+	asked, err := a.confirmChange(ctx, name, OpChange) // before editMu: the user may take a while
+	if err != nil {
+		return err
+	}
 	a.editMu.Lock() // no PutProfile or DeleteProfile of the same secrets meanwhile
 	defer a.editMu.Unlock()
+	if err := a.changeStillAllowed(name, asked); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
 	defer cancel()
 	if _, err := a.lookup(name); err != nil {
@@ -553,11 +571,19 @@ func (a *Agent) SetSecret(ctx context.Context, name, secret string) (err error) 
 // changeTimeout) and finishes or rolls back whether or not the caller waits. Secrets go
 // first: when the store refuses, the profile is kept (restarted) and the error, wrapping
 // ErrUnavailable, says to try again; the other order would leave secrets that a later
-// profile of the same name would pick up.
+// profile of the same name would pick up. A profile that has confirm set is removed only
+// when the user allows it (OpRemove); else ErrDenied.
 func (a *Agent) DeleteProfile(ctx context.Context, name string) (err error) {
 	defer func() { a.audit(ctx, audit.OpDeleteProfile, name, nil, err) }()
+	asked, err := a.confirmChange(ctx, name, OpRemove) // before editMu: the user may take a while
+	if err != nil {
+		return err
+	}
 	a.editMu.Lock()
 	defer a.editMu.Unlock()
+	if err := a.changeStillAllowed(name, asked); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
 	defer cancel()
 	a.mu.Lock()
@@ -649,38 +675,59 @@ func (a *Agent) revive(p *profile) {
 // wrapping ErrBadRequest that names the file, line and key. A file that holds only
 // secret_store = "…" removes every profile. Status reports the error until a reload
 // works (ConfigError), and a changed secret_store, which needs a restart (ConfigWarning).
-func (a *Agent) Reload() error {
+// The audit log gets one entry per profile a reload adds or changes (reload_put) or
+// removes (reload_delete), naming no caller (SIGHUP); see ReloadFor.
+func (a *Agent) Reload() error { return a.ReloadFor(context.Background()) }
+
+// ReloadFor is Reload asked for by the caller ctx carries (POST /v1/reload): its audit
+// entries name that caller. ctx carries only values; the reload finishes whether or not
+// the caller waits.
+func (a *Agent) ReloadFor(ctx context.Context) error {
+	put, removed, err := a.reload()
+	for _, name := range put {
+		a.audit(ctx, audit.OpReloadPut, name, nil, nil)
+	}
+	for _, name := range removed {
+		a.audit(ctx, audit.OpReloadDelete, name, nil, nil)
+	}
+	return err
+}
+
+// reload re-reads the config file and returns the names of the profiles it added or
+// changed and of those it removed, each sorted.
+func (a *Agent) reload() (put, removed []string, err error) {
 	a.fileMu.Lock() // PutProfile and DeleteProfile edit the file under it
 	defer a.fileMu.Unlock()
 	path := a.cfg.Path
 	cfg, err := reloadConfig(path) // parsed before mu is taken: requests are served meanwhile
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	err = a.reloadLocked(path, cfg, err)
+	put, removed, err = a.reloadLocked(path, cfg, err)
 	a.reloadErr = ""
 	if err != nil {
 		a.reloadErr = err.Error()
 	}
-	return err
+	return put, removed, err
 }
 
-// reloadLocked applies what reloadConfig(path) returned; a.fileMu and a.mu are held.
-func (a *Agent) reloadLocked(path string, cfg *Config, err error) error {
+// reloadLocked applies what reloadConfig(path) returned and returns the names of the
+// profiles it added or changed, and removed, each sorted; a.fileMu and a.mu are held.
+func (a *Agent) reloadLocked(path string, cfg *Config, err error) (put, removed []string, _ error) {
 	if errors.Is(err, ErrNoConfig) {
 		kept := fmt.Sprintf("the %d profiles", a.profiles.len())
 		if a.profiles.len() == 1 {
 			kept = "the 1 profile"
 		}
-		return providers.Mark(ErrUnavailable, fmt.Errorf("%w; kept %s loaded before. An editor or sync tool may be saving it: "+
+		return nil, nil, providers.Mark(ErrUnavailable, fmt.Errorf("%w; kept %s loaded before. An editor or sync tool may be saving it: "+
 			"run `authagent reload` (or send SIGHUP again) once it is saved. To remove profiles, use `authagent remove NAME`, or leave "+
 			"only the secret_store line in the file", err, kept))
 	}
 	var ce *ConfigError
 	if errors.As(err, &ce) {
-		return providers.Mark(ErrBadRequest, err)
+		return nil, nil, providers.Mark(ErrBadRequest, err)
 	}
 	if err != nil {
-		return providers.Mark(ErrUnavailable, err)
+		return nil, nil, providers.Mark(ErrUnavailable, err)
 	}
 	if storeKind(cfg.SecretStore) != storeKind(a.cfg.SecretStore) {
 		a.log.Warn("secret_store changed in the config; restart the agent for it to take effect")
@@ -702,13 +749,14 @@ func (a *Agent) reloadLocked(path string, cfg *Config, err error) error {
 		fresh = append(fresh, p)
 	}
 	if len(errs) > 0 {
-		return providers.Mark(ErrBadRequest, errors.Join(errs...))
+		return nil, nil, providers.Mark(ErrBadRequest, errors.Join(errs...))
 	}
 	for name, old := range a.profiles.byName {
 		if next[name] != old {
 			old.stop()
 			if next[name] == nil {
 				a.publish(EventRemoved, old.info())
+				removed = append(removed, name)
 			}
 		}
 	}
@@ -719,12 +767,15 @@ func (a *Agent) reloadLocked(path string, cfg *Config, err error) error {
 		}
 		a.publish(typ, p.info())
 		p.start()
+		put = append(put, p.name)
 	}
 	a.profiles = newProfileSet(next)
 	a.cfg = cfg.served()
 	a.text = cfg.text
 	a.log.Info("config reloaded", "path", path, "profiles", len(next), "changed", len(fresh))
-	return nil
+	sort.Strings(put)
+	sort.Strings(removed)
+	return put, removed, nil
 }
 
 // profileSet is the profiles an agent serves, by name, with their hosts indexed for

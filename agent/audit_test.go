@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +92,155 @@ func TestAuditLogins(t *testing.T) {
 	b, _ := os.ReadFile(logPath)
 	if strings.Contains(string(b), "canary") || strings.Contains(string(b), "WXYZ-1234") {
 		t.Errorf("the audit log holds the pasted token or the login's user code:\n%s", b)
+	}
+}
+
+// auditAgent is an agent that records to a real audit log, with the profiles of the config
+// file at cfgPath (written by the caller), each served by a provider that hands out "t".
+func auditAgent(t *testing.T, cfgPath string) (*Agent, *audit.Log) {
+	t.Helper()
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al, err := audit.Open(filepath.Join(t.TempDir(), "audit.log"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { al.Close() })
+	clock := newFakeClock()
+	lp := &loginProvider{approve: make(chan error)}
+	lp.clock = clock
+	lp.fetch = func(*fakeClock, int) (*providers.Credential, error) { return &providers.Credential{Token: "t"}, nil }
+	a, err := New(Options{Config: cfg, Store: NewMemoryStore(), Clock: clock, Jitter: func() float64 { return 0.5 }, Audit: al,
+		Providers: map[string]providers.Factory{"fake": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return lp, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a, al
+}
+
+// TestAuditUnknownNameLeftOut: a token shaped like a GitHub one (a valid profile name)
+// passed as the name of a profile that does not exist reaches no entry, whatever the
+// operation; the entries keep their result codes.
+func TestAuditUnknownNameLeftOut(t *testing.T) {
+	const canary = "ghp_CANARY0123456789abcdefghijklmnopqrst"
+	cfgPath := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfgPath, []byte("[profile.work]\nprovider = \"fake\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, al := auditAgent(t, cfgPath)
+	ctx := WithCaller(context.Background(), &Caller{PID: 4711, Exe: "/usr/bin/curl"})
+	target, _ := url.Parse("https://api.example.com/x")
+	calls := []func() error{
+		func() error { _, err := a.Credential(ctx, canary, -1, nil); return err },
+		func() error { _, err := a.Credential(ctx, canary, -1, target); return err },
+		func() error { _, err := a.IDToken(ctx, canary, -1, nil); return err },
+		func() error { _, err := a.Login(ctx, canary); return err },
+		func() error { return a.CancelLogin(ctx, canary) },
+		func() error { return a.Logout(ctx, canary) },
+		func() error { return a.Reject(ctx, canary) },
+		func() error { return a.PushToken(ctx, canary, "x.y.z", time.Time{}) },
+		func() error {
+			_, err := a.Sign(ctx, canary, providers.SignRequest{Method: "GET", URL: "https://api.example.com/"})
+			return err
+		},
+		func() error { return a.SetSecret(ctx, canary, "s") },
+		func() error { return a.DeleteProfile(ctx, canary) },
+	}
+	for i, call := range calls {
+		if err := call(); !errors.Is(err, ErrUnknownProfile) {
+			t.Errorf("call %d with an unknown name: %v, want ErrUnknownProfile", i, err)
+		}
+	}
+	// A profile that cannot be defined is not one either.
+	if err := a.PutProfile(ctx, canary, &providers.ProfileConfig{Provider: "no-such-provider"}, nil); err == nil {
+		t.Fatal("PutProfile with an unknown provider worked")
+	}
+	entries, err := al.Read(audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(calls)+1 {
+		t.Fatalf("%d entries, want %d: %+v", len(entries), len(calls)+1, entries)
+	}
+	for i, e := range entries[:len(calls)] {
+		if e.Profile != "" || e.Result != "unknown_profile" || e.PID != 4711 {
+			t.Errorf("entry %d: %+v; want no profile, result unknown_profile, the caller's pid", i, e)
+		}
+	}
+	if e := entries[len(calls)]; e.Profile != "" || e.Op != audit.OpPutProfile || e.Result == audit.ResultOK {
+		t.Errorf("the failed put: %+v; want no profile and its error code", e)
+	}
+	b, _ := os.ReadFile(al.Path())
+	if strings.Contains(string(b), "ghp_") || strings.Contains(string(b), "CANARY") {
+		t.Errorf("the audit log holds the token passed as a name:\n%s", b)
+	}
+	// A defined profile is named, also when the operation failed.
+	if err := a.CancelLogin(ctx, "work"); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("cancel without a login: %v, want ErrBadRequest", err)
+	}
+	last, err := al.Read(audit.Filter{Limit: 1})
+	if err != nil || len(last) != 1 || last[0].Profile != "work" || last[0].Op != audit.OpLoginCancel || last[0].Result != "bad_request" {
+		t.Errorf("cancel of work's (absent) login: %+v, %v; want work login_cancel bad_request", last, err)
+	}
+}
+
+// TestAuditResultConfirmRequired: a request answered confirm_required is recorded so, not
+// as internal.
+func TestAuditResultConfirmRequired(t *testing.T) {
+	if got := auditResult(fmt.Errorf("profile work: %w", ErrConfirmRequired)); got != "confirm_required" {
+		t.Errorf("auditResult(ErrConfirmRequired) = %q, want confirm_required", got)
+	}
+	if got := auditResult(&ConfirmRequiredError{}); got != "confirm_required" {
+		t.Errorf("auditResult(*ConfirmRequiredError) = %q, want confirm_required", got)
+	}
+}
+
+// TestAuditReload: a reload records each profile it adds or changes (reload_put) and
+// removes (reload_delete), under the caller that asked for it (POST /v1/reload), or
+// under none (SIGHUP); a profile it leaves as it was, and a reload that fails, record
+// nothing.
+func TestAuditReload(t *testing.T) {
+	cfgPath := filepath.Join(t.TempDir(), "config.toml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[profile.keep]\nprovider = \"fake\"\n[profile.change]\nprovider = \"fake\"\nhosts = [\"a.example.com\"]\n[profile.gone]\nprovider = \"fake\"\n")
+	a, al := auditAgent(t, cfgPath)
+	caller := &Caller{PID: 4711, Exe: "/usr/bin/authagent", ParentPID: 4710, ParentExe: "/usr/bin/bash"}
+	write("[profile.keep]\nprovider = \"fake\"\n[profile.change]\nprovider = \"fake\"\nhosts = [\"b.example.com\"]\n[profile.new]\nprovider = \"fake\"\n")
+	if err := a.ReloadFor(WithCaller(context.Background(), caller)); err != nil {
+		t.Fatal(err)
+	}
+	write("[profile.keep]\nprovider = \"fake\"\n[profile.change]\nprovider = \"fake\"\nhosts = [\"b.example.com\"]\n[profile.new]\nprovider = \"fake\"\nscopess = 1\n")
+	if err := a.Reload(); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("reload of a bad file: %v, want ErrBadRequest", err)
+	}
+	write("[profile.keep]\nprovider = \"fake\"\n")
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := al.Read(audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%s %s %s pid=%d exe=%s parent=%d", e.Profile, e.Op, e.Result, e.PID, e.Exe, e.ParentPID))
+	}
+	want := []string{
+		"change reload_put ok pid=4711 exe=/usr/bin/authagent parent=4710",
+		"new reload_put ok pid=4711 exe=/usr/bin/authagent parent=4710",
+		"gone reload_delete ok pid=4711 exe=/usr/bin/authagent parent=4710",
+		"change reload_delete ok pid=0 exe= parent=0",
+		"new reload_delete ok pid=0 exe= parent=0",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,10 +17,13 @@ import (
 )
 
 // Per-use confirmation: a profile with confirm set has the agent ask the user (through a
-// Confirmer) before it serves a credential, an ID token or a signature. The question waits
-// on a goroutine of its own with no lock of the agent or the profile held, so it blocks
-// neither other profiles nor other callers; concurrent requests of one program for one
-// profile share one question.
+// Confirmer) before it serves a credential, an ID token or a signature, and before a
+// client changes or removes the profile. The question waits on a goroutine of its own with
+// no lock of the agent or the profile held, so it blocks neither other profiles nor other
+// callers. Concurrent requests for one profile share one question only when its answer
+// means the same for each: one executable under once-per-exe, or one process asking for
+// the same thing for the same host under confirm = true; a signature is always asked for
+// on its own. At most maxQuestions are open at once.
 
 // Confirmer asks the user whether a caller may use a profile. Confirm returns true when the
 // user allowed it and false with a nil error when the user denied it. It returns an error
@@ -34,7 +38,8 @@ type Confirmer interface {
 // ConfirmRequest is what the user is asked about.
 type ConfirmRequest struct {
 	Profile string
-	// Operation is what the caller asks for: OpCredential, OpIDToken or OpSign.
+	// Operation is what the caller asks for: OpCredential, OpIDToken, OpSign, OpChange or
+	// OpRemove.
 	Operation string
 	// Host is the host (and port, if any) of the URL the token is for, or of the request
 	// to sign; "" when the caller named none.
@@ -48,7 +53,36 @@ const (
 	OpCredential = "credential"
 	OpIDToken    = "id_token"
 	OpSign       = "sign"
+	OpChange     = "change" // define the profile anew, or store its secret
+	OpRemove     = "remove"
 )
+
+// maxQuestions bounds the questions an agent has open at once; a request that would open
+// one more is denied at once.
+const maxQuestions = 8
+
+// openQuestions counts the questions an agent has open.
+type openQuestions struct {
+	mu sync.Mutex
+	n  int
+}
+
+// take counts one more open question; false when maxQuestions are open already.
+func (o *openQuestions) take() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n >= maxQuestions {
+		return false
+	}
+	o.n++
+	return true
+}
+
+func (o *openQuestions) done() {
+	o.mu.Lock()
+	o.n--
+	o.mu.Unlock()
+}
 
 // ErrNoAnswer is what a Confirmer returns (wrapped) when the user did not answer in time.
 var ErrNoAnswer = errors.New("no answer")
@@ -63,8 +97,9 @@ const (
 // when known "/usr/bin/curl (pid 1234, run by /usr/bin/bash, pid 1200)"; "an unknown
 // program (pid 1234)" when its executable is unknown, "an unknown program" when nothing is
 // known. A path whose file was replaced since the process started it is followed by
-// "(deleted)". A path with control characters is quoted, so that it cannot forge the rest
-// of a question.
+// "(deleted)", and one that names another file here than the one the process runs (a
+// path made up in a mount namespace of its own) by "(not the file at that path here)". A
+// path with control characters is quoted, so that it cannot forge the rest of a question.
 func (r ConfirmRequest) Who() string {
 	c := r.Caller
 	if c == nil || c.PID == 0 && c.Exe == "" {
@@ -73,8 +108,11 @@ func (r ConfirmRequest) Who() string {
 	who := "an unknown program"
 	if c.Exe != "" {
 		who = printable(c.Exe)
-		if c.ExeDeleted {
+		switch {
+		case c.ExeDeleted:
 			who += " (deleted)"
+		case c.ExeMismatch:
+			who += " (not the file at that path here)"
 		}
 	}
 	var about []string
@@ -93,14 +131,28 @@ func (r ConfirmRequest) Who() string {
 	return who
 }
 
+// Program is the file name of the caller's executable, for a title: "python3"; quoted
+// like Who when it holds control characters; "an unknown program" when unknown.
+func (r ConfirmRequest) Program() string {
+	if r.Caller == nil || r.Caller.Exe == "" {
+		return "an unknown program"
+	}
+	return printable(filepath.Base(r.Caller.Exe))
+}
+
 // What names what is asked for: "the token of profile work", "the ID token of profile
-// work", "a signature of profile dci".
+// work", "a signature of profile dci", "a change of profile work", "the removal of
+// profile work".
 func (r ConfirmRequest) What() string {
 	switch r.Operation {
 	case OpIDToken:
 		return "the ID token of profile " + r.Profile
 	case OpSign:
 		return "a signature of profile " + r.Profile
+	case OpChange:
+		return "a change of profile " + r.Profile
+	case OpRemove:
+		return "the removal of profile " + r.Profile
 	}
 	return "the token of profile " + r.Profile
 }
@@ -158,17 +210,23 @@ type confirmState struct {
 }
 
 // exeID is an executable as the kernel knows it: a binary replaced at the same path has
-// another inode, so it is another executable. The path of the program that ran it is part
-// of it: approving `authagent token` run by git approves no other program that runs it.
+// another inode, and one rewritten in place another ctime (which its owner cannot set
+// back) and maybe size, so either is another executable. The path of the program that
+// ran it is part of it: approving `authagent token` run by git approves no other program
+// that runs it.
 type exeID struct {
 	path     string
 	dev, ino uint64
+	ctime    int64
+	size     int64
 	parent   string
 }
 
 type question struct {
 	done      chan struct{}
-	waiters   int // requests that wait for it; under confirmState.mu
+	cancel    context.CancelFunc // withdraws the question
+	waiters   int                // requests that wait for it; under confirmState.mu
+	abandoned bool               // every waiter left: the answer counts for nobody; under confirmState.mu
 	ok        bool
 	cannotAsk bool // the Confirmer could not ask at all (err says why)
 	err       error
@@ -177,30 +235,57 @@ type question struct {
 // confirm asks the user, when p's config says to, whether the caller ctx carries may have
 // what op names; host is where the token goes or the signed request goes, "" when not
 // given. It returns nil when the request may go on, and an error wrapping ErrDenied (or
-// ErrUnavailable when the agent is closing, or ctx's error when the caller left) when not.
+// ErrUnavailable when the agent is closing or p was redefined meanwhile, ErrUnknownProfile
+// when p was removed meanwhile, or ctx's error when the caller left) when not.
 func (a *Agent) confirm(ctx context.Context, p *profile, op, host string) error {
-	mode := p.cfg.Confirm
-	if mode == "" || ctx.Value(internalKey{}) != nil {
+	if p.cfg.Confirm == "" || ctx.Value(internalKey{}) != nil {
 		return nil
 	}
+	if err := a.askUser(ctx, p, op, host); err != nil {
+		return err
+	}
+	// The answer is about p as it was defined when asked: not about a profile defined anew
+	// under its name meanwhile, and not about none.
+	a.mu.Lock()
+	now := a.profiles.get(p.name)
+	a.mu.Unlock()
+	switch {
+	case now == nil:
+		return providers.Mark(ErrUnknownProfile, fmt.Errorf("profile %s was removed while the user was asked about it", p.name))
+	case now != p:
+		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s was defined anew while the user was asked about it; send the request again to be asked about the new definition", p.name))
+	}
+	return nil
+}
+
+func (a *Agent) askUser(ctx context.Context, p *profile, op, host string) error {
+	mode := p.cfg.Confirm
 	c := CallerFrom(ctx)
 	req := ConfirmRequest{Profile: p.name, Operation: op, Host: host, Caller: c}
 	term, _ := ctx.Value(terminalKey{}).(TerminalAnswer)
 	known := c != nil && c.Exe != ""
 	var exe exeID
-	var flightKey string
 	if known {
-		exe = exeID{path: c.Exe, dev: c.Dev, ino: c.Ino, parent: c.ParentExe}
+		exe = exeID{path: c.Exe, dev: c.Dev, ino: c.Ino, ctime: c.Ctime, size: c.Size, parent: c.ParentExe}
 	}
+	// A change or removal is always asked about: approving a program's use of a profile
+	// does not approve it dropping the profile's confirm. An executable that is not the
+	// file its path names here is asked about every time: the path does not say what runs.
+	use := op == OpCredential || op == OpIDToken || op == OpSign
+	remember := mode == providers.ConfirmOncePerExe && known && !c.ExeMismatch && use
+	var flightKey string
 	switch {
-	case mode == providers.ConfirmOncePerExe && known:
-		flightKey = fmt.Sprintf("exe %d:%d:%q:%q", exe.dev, exe.ino, exe.path, exe.parent)
-	case c != nil && c.PID != 0:
-		// Asked every time: only one process's concurrent requests share the question,
-		// since it names that process.
-		flightKey = fmt.Sprintf("pid %d %d:%d:%q", c.PID, c.Dev, c.Ino, c.Exe)
+	case remember:
+		flightKey = fmt.Sprintf("exe %d:%d:%d:%d:%q:%q", exe.dev, exe.ino, exe.ctime, exe.size, exe.path, exe.parent)
+	case op == OpCredential || op == OpIDToken:
+		if c != nil && c.PID != 0 {
+			// Asked every time: only one process's concurrent requests for the same thing
+			// for the same host share the question, since it names all of that. A
+			// signature (each one a request of its own), a change and a removal are never
+			// shared.
+			flightKey = fmt.Sprintf("pid %d:%d %d:%d:%d:%d:%q %s %q", c.PID, c.Start, c.Dev, c.Ino, c.Ctime, c.Size, c.Exe, op, host)
+		}
 	}
-	remember := mode == providers.ConfirmOncePerExe && known
 	if term.ID != "" {
 		return a.terminalAnswer(p, req, term, remember, exe)
 	}
@@ -218,14 +303,26 @@ func (a *Agent) confirm(ctx context.Context, p *profile, op, host string) error 
 	}
 	q := st.asking[flightKey]
 	if q == nil || flightKey == "" {
-		q = &question{done: make(chan struct{})}
+		if !a.questions.take() {
+			st.mu.Unlock()
+			return providers.Mark(ErrDenied, fmt.Errorf("%d questions wait for the user's answer already, so %s is not asked whether it may have %s; answer or dismiss them, then try again",
+				maxQuestions, req.Who(), req.What()))
+		}
+		timeout := p.cfg.ConfirmTimeout.D()
+		if timeout <= 0 {
+			timeout = DefaultConfirmTimeout
+		}
+		// The question runs on a context of its own: it outlives the request that asked
+		// first when others wait for it too, and ends when the last of them leaves.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		q = &question{done: make(chan struct{}), cancel: cancel}
 		if flightKey != "" {
 			if st.asking == nil {
 				st.asking = map[string]*question{}
 			}
 			st.asking[flightKey] = q
 		}
-		go a.ask(ctx, p, q, flightKey, req, remember, exe)
+		go a.ask(qctx, p, q, flightKey, req, remember, exe, timeout)
 	}
 	q.waiters++
 	st.mu.Unlock()
@@ -233,6 +330,18 @@ func (a *Agent) confirm(ctx context.Context, p *profile, op, host string) error 
 	select {
 	case <-q.done:
 	case <-ctx.Done():
+		st.mu.Lock()
+		q.waiters--
+		if q.waiters == 0 && !isClosed(q.done) {
+			// Nobody waits for the answer any more: withdraw the question (the
+			// notification closes), and let its answer approve nothing.
+			q.abandoned = true
+			q.cancel()
+			if flightKey != "" && st.asking[flightKey] == q {
+				delete(st.asking, flightKey)
+			}
+		}
+		st.mu.Unlock()
 		return ctx.Err()
 	}
 	switch {
@@ -245,16 +354,22 @@ func (a *Agent) confirm(ctx context.Context, p *profile, op, host string) error 
 	return q.err
 }
 
-// ask puts one question to the Confirmer and records the answer in q. It runs on the
-// agent's context (Close ends it) with the values of the first request that asked.
-func (a *Agent) ask(reqCtx context.Context, p *profile, q *question, flightKey string, req ConfirmRequest, remember bool, exe exeID) {
-	timeout := p.cfg.ConfirmTimeout.D()
-	if timeout <= 0 {
-		timeout = DefaultConfirmTimeout
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), timeout)
-	defer cancel()
-	stop := context.AfterFunc(a.ctx, cancel)
+}
+
+// ask puts one question to the Confirmer and records the answer in q. ctx is the
+// question's own (q.cancel ends it, and so does the agent's Close), with the values of the
+// first request that asked and timeout as its deadline.
+func (a *Agent) ask(ctx context.Context, p *profile, q *question, flightKey string, req ConfirmRequest, remember bool, exe exeID, timeout time.Duration) {
+	defer a.questions.done()
+	defer q.cancel()
+	stop := context.AfterFunc(a.ctx, q.cancel)
 	defer stop()
 
 	var ok bool
@@ -290,7 +405,10 @@ func (a *Agent) ask(reqCtx context.Context, p *profile, q *question, flightKey s
 
 	st := &p.confirm
 	st.mu.Lock()
-	if ok && remember {
+	if q.abandoned {
+		a.log.Info("question withdrawn: every request that asked it left", "profile", p.name, "operation", req.Operation, "caller", req.Who())
+	}
+	if ok && remember && !q.abandoned {
 		window := p.cfg.ConfirmWindow.D()
 		if window <= 0 {
 			window = DefaultConfirmWindow
@@ -355,6 +473,7 @@ func WithTerminal(ctx context.Context, t TerminalAnswer) context.Context {
 
 type ticket struct {
 	pid     int
+	start   uint64
 	exe     exeID
 	op      string
 	expires time.Time
@@ -387,7 +506,7 @@ func (a *Agent) ticket(p *profile, req ConfirmRequest, exe exeID) error {
 		st.mu.Unlock()
 		return providers.Mark(ErrDenied, fmt.Errorf("%d questions about profile %s wait for answers on terminals; answer them, or wait %s", len(st.tickets), p.name, timeout))
 	}
-	st.tickets[id] = ticket{pid: req.Caller.PID, exe: exe, op: req.Operation, expires: now.Add(timeout)}
+	st.tickets[id] = ticket{pid: req.Caller.PID, start: req.Caller.Start, exe: exe, op: req.Operation, expires: now.Add(timeout)}
 	st.mu.Unlock()
 	return &ConfirmRequiredError{ID: id, Question: req.Question()}
 }
@@ -401,7 +520,7 @@ func (a *Agent) terminalAnswer(p *profile, req ConfirmRequest, term TerminalAnsw
 	t, ok := st.tickets[term.ID]
 	delete(st.tickets, term.ID)
 	c := req.Caller
-	valid := ok && c != nil && c.PID == t.pid && c.Exe != "" && exe == t.exe && t.op == req.Operation && now.Before(t.expires)
+	valid := ok && c != nil && c.PID == t.pid && c.Start == t.start && c.Exe != "" && exe == t.exe && t.op == req.Operation && now.Before(t.expires)
 	if valid && term.Allow && remember {
 		window := p.cfg.ConfirmWindow.D()
 		if window <= 0 {
@@ -433,4 +552,34 @@ func isSelf(c *Caller) bool {
 	}
 	dev, ino, ok := selfExe()
 	return ok && c.Dev == dev && c.Ino == ino
+}
+
+// confirmChange asks the user, when profile name has confirm set, whether the caller ctx
+// carries may change (OpChange) or remove (OpRemove) it: a program that could drop confirm
+// unasked would make confirm worth nothing. It returns the profile asked about, nil when
+// nothing was asked (no such profile, or no confirm), and confirm's errors.
+func (a *Agent) confirmChange(ctx context.Context, name, op string) (*profile, error) {
+	a.mu.Lock()
+	p := a.profiles.get(name)
+	a.mu.Unlock()
+	if p == nil || p.cfg.Confirm == "" {
+		return nil, nil
+	}
+	if err := a.confirm(ctx, p, op, ""); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// changeStillAllowed: profile name is the one confirmChange asked about, or one that asks
+// about nothing. Called under editMu, right before the change, so that another
+// definition made meanwhile is not changed on the answer about the old one.
+func (a *Agent) changeStillAllowed(name string, asked *profile) error {
+	a.mu.Lock()
+	now := a.profiles.get(name)
+	a.mu.Unlock()
+	if now == asked || now == nil || now.cfg.Confirm == "" {
+		return nil
+	}
+	return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s was defined anew while the change was being asked about; try again", name))
 }

@@ -233,6 +233,12 @@ func TestConfirmOncePerExe(t *testing.T) {
 	curl := &Caller{PID: 5, Exe: "/usr/bin/curl", Dev: 8, Ino: 1001}
 	byMake := python(1)
 	byMake.ParentPID, byMake.ParentExe = 1, "/usr/bin/make"
+	rewritten := python(1) // `cat other > python3`: same inode, another ctime
+	rewritten.Ctime = 77
+	resized := python(1)
+	resized.Size = 4096
+	elsewhere := python(1) // the path holds another file here (another mount namespace)
+	elsewhere.ExeMismatch = true
 	steps := []struct {
 		what    string
 		profile string
@@ -247,6 +253,11 @@ func TestConfirmOncePerExe(t *testing.T) {
 		{"the old inode still approved", "work", python(3), 0, false},
 		{"another executable with the same inode", "work", curl, 0, true},
 		{"the approved executable run by another program", "work", byMake, 0, true},
+		{"same inode, another ctime", "work", rewritten, 0, true},
+		{"same inode, another size", "work", resized, 0, true},
+		{"the rewritten one again", "work", rewritten, 0, false},
+		{"not the file at its path here", "work", elsewhere, 0, true},
+		{"not the file at its path here, again", "work", elsewhere, 0, true},
 		{"unknown executable", "work", &Caller{PID: 9}, 0, true},
 		{"unknown executable again", "work", &Caller{PID: 9}, 0, true},
 		{"no caller at all", "work", nil, 0, true},
@@ -276,7 +287,7 @@ func TestConfirmOncePerExe(t *testing.T) {
 		t.Fatalf("asked %d questions, want more", len(f.asked))
 	}
 	for i, want := range map[int]string{1: "/usr/bin/python3 (pid 1)", 3: "/usr/bin/python3 (pid 1, run by /usr/bin/make, pid 1)",
-		4: "an unknown program (pid 9)", 6: "an unknown program"} {
+		6: "/usr/bin/python3 (not the file at that path here) (pid 1)", 8: "an unknown program (pid 9)", 10: "an unknown program"} {
 		if got := f.asked[i].Who(); got != want {
 			t.Errorf("question %d names %q, want %q", i, got, want)
 		}
@@ -451,6 +462,7 @@ func TestConfirmCallerLeaves(t *testing.T) {
 		_, err := a.Credential(as(python(2)), "work", -1, nil)
 		second <- err
 	}()
+	waitWaiters(t, a, "work", 2)
 	cancel()
 	if err := <-left; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the caller that left got %v", err)
@@ -528,9 +540,29 @@ func TestConfirmQuestion(t *testing.T) {
 			"an unknown program asks for the token of profile work."},
 		{ConfirmRequest{Profile: "work", Operation: OpCredential, Caller: &Caller{PID: 5, Exe: "/tmp/x (pid 1) asks for nothing.\nAllow"}},
 			`"/tmp/x (pid 1) asks for nothing.\nAllow" (pid 5) asks for the token of profile work.`},
+		{ConfirmRequest{Profile: "work", Operation: OpCredential, Caller: &Caller{PID: 6, Exe: "/usr/bin/curl", ExeMismatch: true}},
+			"/usr/bin/curl (not the file at that path here) (pid 6) asks for the token of profile work."},
+		{ConfirmRequest{Profile: "work", Operation: OpChange, Caller: python(7)},
+			"/usr/bin/python3 (pid 7) asks for a change of profile work."},
+		{ConfirmRequest{Profile: "work", Operation: OpRemove, Caller: python(7)},
+			"/usr/bin/python3 (pid 7) asks for the removal of profile work."},
 	} {
 		if got := tc.req.Question(); got != tc.want {
 			t.Errorf("Question() = %q\nwant         %q", got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		caller *Caller
+		want   string
+	}{
+		{python(1), "python3"},
+		{&Caller{PID: 2, Exe: "/tmp/git to use profile work?\nAllow"}, `"git to use profile work?\nAllow"`},
+		{&Caller{PID: 3, Exe: "/tmp/\u202egit"}, `"\u202egit"`},
+		{&Caller{PID: 4}, "an unknown program"},
+		{nil, "an unknown program"},
+	} {
+		if got := (ConfirmRequest{Caller: tc.caller}).Program(); got != tc.want {
+			t.Errorf("Program() of %+v = %q, want %q", tc.caller, got, tc.want)
 		}
 	}
 }
@@ -610,5 +642,272 @@ func TestConfirmOnTerminal(t *testing.T) {
 	// once-per-exe: the approval is remembered for the executable (run by the same parent).
 	if c, err := a.Credential(as(self(7)), "work", -1, nil); err != nil || c.Token != "tok" {
 		t.Fatalf("after an approval on the terminal: %v, %v", c, err)
+	}
+}
+
+// TestConfirmNotShared: under confirm = true, concurrent requests of one process share a
+// question only when they ask for the same thing for the same host: each signature is
+// asked for on its own, an ID token does not ride on a question about the token, and a
+// token for another host is asked about apart.
+func TestConfirmNotShared(t *testing.T) {
+	release := make(chan struct{})
+	f := &fakeConfirmer{calls: make(chan ConfirmRequest, 20), answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
+		<-release
+		return true, nil
+	}}
+	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"dci":  {Provider: "signer", Confirm: providers.ConfirmAlways, Hosts: []string{"api.example.com"}},
+		"oidc": {Provider: "id", Confirm: providers.ConfirmAlways, Hosts: []string{"a.example.com", "b.example.com"}},
+	})
+	errs := make(chan error, 10)
+	run := func(f func() error) { go func() { errs <- f() }() }
+	for _, m := range []string{"GET", "DELETE", "DELETE"} {
+		run(func() error {
+			_, err := a.Sign(as(python(42)), "dci", providers.SignRequest{Method: m, URL: "https://api.example.com/x"})
+			return err
+		})
+	}
+	for range 3 {
+		if req := f.next(t); req.Operation != OpSign {
+			t.Fatalf("asked %+v, want a signature", req)
+		}
+	}
+	a1, _ := url.Parse("https://a.example.com/")
+	b1, _ := url.Parse("https://b.example.com/")
+	run(func() error { _, err := a.Credential(as(python(42)), "oidc", -1, a1); return err })
+	if req := f.next(t); req.Operation != OpCredential || req.Host != "a.example.com" {
+		t.Fatalf("asked %+v, want the token for a.example.com", req)
+	}
+	run(func() error {
+		_, err := a.IDToken(as(python(42)), "oidc", -1, a1)
+		if err != nil && strings.Contains(err.Error(), "has no ID token") {
+			return nil // allowed: the fake provider has no ID token to give
+		}
+		return err
+	})
+	if req := f.next(t); req.Operation != OpIDToken {
+		t.Fatalf("asked %+v, want the ID token", req)
+	}
+	run(func() error { _, err := a.Credential(as(python(42)), "oidc", -1, b1); return err })
+	if req := f.next(t); req.Host != "b.example.com" {
+		t.Fatalf("asked %+v, want the token for b.example.com", req)
+	}
+	close(release)
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.count(); got != 6 {
+		t.Fatalf("asked %d times for 6 different requests, want 6", got)
+	}
+}
+
+// waitNoQuestions waits until a has no question open.
+func waitNoQuestions(t *testing.T, a *Agent) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		a.questions.mu.Lock()
+		n := a.questions.n
+		a.questions.mu.Unlock()
+		if n == 0 {
+			return
+		}
+	}
+	t.Fatal("questions still open")
+}
+
+// TestConfirmEveryoneLeft: when every request waiting for a question left, the question is
+// withdrawn (the Confirmer's context ends, so the notification closes), and an Allow that
+// comes anyway approves nothing: the next request of the executable is asked.
+func TestConfirmEveryoneLeft(t *testing.T) {
+	withdrawn := make(chan struct{})
+	release := make(chan struct{})
+	var first sync.Once
+	f := &fakeConfirmer{calls: make(chan ConfirmRequest, 10), answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
+		isFirst := false
+		first.Do(func() { isFirst = true })
+		if !isFirst {
+			return true, nil
+		}
+		<-ctx.Done()
+		close(withdrawn)
+		<-release // the user clicks Allow just as the question closes
+		return true, nil
+	}}
+	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"work": {Confirm: providers.ConfirmOncePerExe, ConfirmTimeout: providers.Duration(time.Hour)},
+	})
+	ctx, cancel := context.WithCancel(as(python(1)))
+	left := make(chan error, 1)
+	go func() {
+		_, err := a.Credential(ctx, "work", -1, nil)
+		left <- err
+	}()
+	f.next(t)
+	cancel()
+	if err := <-left; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the request that left got %v", err)
+	}
+	select {
+	case <-withdrawn:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the question stayed open after every request that asked it left")
+	}
+	close(release)
+	waitNoQuestions(t, a)
+	if _, err := a.Credential(as(python(2)), "work", -1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count(); got != 2 {
+		t.Fatalf("asked %d times, want 2: the withdrawn question's Allow must not approve the executable", got)
+	}
+}
+
+// TestConfirmProfileChangedMeanwhile: an Allow is about the profile as it was when asked:
+// one removed meanwhile is not served (unknown profile), and one defined anew meanwhile
+// is not served on the old answer.
+func TestConfirmProfileChangedMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(a *Agent) error
+		want   error
+	}{
+		{"removed", func(a *Agent) error { return a.DeleteProfile(internalContext(context.Background()), "work") }, ErrUnknownProfile},
+		{"defined anew", func(a *Agent) error {
+			return a.PutProfile(internalContext(context.Background()), "work", &providers.ProfileConfig{Provider: "fake", Hosts: []string{"other.example.com"}}, nil)
+		}, ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a *Agent
+			f := &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) {
+				if err := tc.change(a); err != nil {
+					return false, err
+				}
+				return true, nil // the user allows the old definition
+			}}
+			a, _, _ = newConfirmAgent(t, f, map[string]*providers.ProfileConfig{"work": {Confirm: providers.ConfirmAlways}})
+			c, err := a.Credential(as(python(1)), "work", -1, nil)
+			if !errors.Is(err, tc.want) || c != nil {
+				t.Fatalf("Credential = %v, %v; want %v", c, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestConfirmCap: at most maxQuestions questions are open at once; a request that would
+// open one more is denied at once with a message that says why, and asks once they are
+// answered.
+func TestConfirmCap(t *testing.T) {
+	release := make(chan struct{})
+	f := &fakeConfirmer{calls: make(chan ConfirmRequest, 20), answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
+		<-release
+		return true, nil
+	}}
+	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"work":  {Confirm: providers.ConfirmAlways},
+		"other": {Confirm: providers.ConfirmAlways},
+	})
+	errs := make(chan error, maxQuestions)
+	for i := range maxQuestions {
+		profile := []string{"work", "other"}[i%2]
+		go func() {
+			_, err := a.Credential(as(python(100+i)), profile, -1, nil)
+			errs <- err
+		}()
+	}
+	for range maxQuestions {
+		f.next(t)
+	}
+	extra := make(chan error, 1)
+	go func() {
+		_, err := a.Credential(as(python(99)), "work", -1, nil)
+		extra <- err
+	}()
+	select {
+	case err := <-extra:
+		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "8 questions wait for the user's answer already") {
+			t.Fatalf("one question too many: %v; want it denied", err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("one question too many waits for an answer instead of being denied")
+	}
+	if got := f.count(); got != maxQuestions {
+		t.Fatalf("asked %d, want %d", got, maxQuestions)
+	}
+	close(release)
+	for range maxQuestions {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitNoQuestions(t, a)
+	if _, err := a.Credential(as(python(99)), "work", -1, nil); err != nil {
+		t.Fatalf("after the questions were answered: %v", err)
+	}
+}
+
+// TestConfirmChanges: a client's change (PUT, set-secret) or removal of a profile that has
+// confirm set is asked about first, every time, even for an executable approved to use
+// the profile; denied, nothing changes. A profile without confirm, and a new one, are
+// changed unasked.
+func TestConfirmChanges(t *testing.T) {
+	answer := false
+	f := &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) { return answer, nil }}
+	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"work":  {Confirm: providers.ConfirmOncePerExe},
+		"plain": {},
+	})
+	ctx := as(python(1))
+	answer = true
+	if _, err := a.Credential(ctx, "work", -1, nil); err != nil { // approves python3 for use
+		t.Fatal(err)
+	}
+	answer = false
+	noConfirm := &providers.ProfileConfig{Provider: "fake"}
+	denied := func(what string, err error, wantOp string) {
+		t.Helper()
+		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "the user denied /usr/bin/python3 (pid 1)") {
+			t.Fatalf("%s: %v; want denied", what, err)
+		}
+		if last := f.asked[len(f.asked)-1]; last.Operation != wantOp || last.Profile != "work" {
+			t.Fatalf("%s: asked %+v, want %s of work", what, last, wantOp)
+		}
+	}
+	denied("PUT", a.PutProfile(ctx, "work", noConfirm, nil), OpChange)
+	denied("set-secret", a.SetSecret(ctx, "work", "s3cret"), OpChange)
+	denied("DELETE", a.DeleteProfile(ctx, "work"), OpRemove)
+	if _, err := a.Profile("work"); err != nil {
+		t.Fatalf("the profile after denied changes: %v", err)
+	}
+	if a.cfg.Profiles["work"].Confirm != providers.ConfirmOncePerExe {
+		t.Fatalf("confirm after a denied PUT: %q", a.cfg.Profiles["work"].Confirm)
+	}
+	if _, err := a.store.Get(context.Background(), "work/"+providers.SecretKey); !errors.Is(err, providers.ErrSecretNotFound) {
+		t.Fatalf("the secret after a denied set-secret: %v; want none stored", err)
+	}
+	before := f.count()
+	if err := a.PutProfile(ctx, "plain", noConfirm, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutProfile(ctx, "new", noConfirm, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteProfile(ctx, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if f.count() != before {
+		t.Fatalf("asked about profiles without confirm: %+v", f.asked[before:])
+	}
+	answer = true
+	if err := a.DeleteProfile(ctx, "work"); err != nil {
+		t.Fatalf("an allowed removal: %v", err)
+	}
+	if last := f.asked[len(f.asked)-1]; last.Operation != OpRemove {
+		t.Fatalf("asked %+v, want the removal", last)
+	}
+	if _, err := a.Profile("work"); !errors.Is(err, ErrUnknownProfile) {
+		t.Fatalf("after an allowed removal: %v", err)
 	}
 }

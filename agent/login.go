@@ -35,8 +35,11 @@ func (a *Agent) Login(ctx context.Context, name string, opts ...providers.LoginO
 	return p.startLogin(ctx, o)
 }
 
-// CancelLogin stops a login in progress.
-func (a *Agent) CancelLogin(name string) error {
+// CancelLogin stops a login in progress, for the caller ctx carries (the audit log names
+// it; ctx carries only values). Errors wrap ErrUnknownProfile, or ErrBadRequest when no
+// login is in progress.
+func (a *Agent) CancelLogin(ctx context.Context, name string) (err error) {
+	defer func() { a.audit(ctx, audit.OpLoginCancel, name, nil, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
 		return err

@@ -131,14 +131,14 @@ func TestLoginCancelAndFailure(t *testing.T) {
 	if _, err := a.Login(ctx, "work"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.CancelLogin("work"); err != nil {
+	if err := a.CancelLogin(context.Background(), "work"); err != nil {
 		t.Fatal(err)
 	}
 	info := waitState(t, a, "work", StateNeedsLogin)
 	if info.LastError != "login failed: login cancelled" {
 		t.Errorf("last_error %q", info.LastError)
 	}
-	if err := a.CancelLogin("work"); !errors.Is(err, ErrBadRequest) {
+	if err := a.CancelLogin(context.Background(), "work"); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("cancel with no login: %v", err)
 	}
 	if _, err := a.Login(ctx, "work"); err != nil {

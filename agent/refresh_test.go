@@ -392,7 +392,7 @@ func TestLoginChallengeExpiryBounded(t *testing.T) {
 	if want := clock.Now().Add(loginTimeout); !ch.ExpiresAt.Equal(want) {
 		t.Errorf("challenge without an expiry: expires_at %s, want the login's end %s", ch.ExpiresAt, want)
 	}
-	a.CancelLogin("work")
+	a.CancelLogin(context.Background(), "work")
 }
 
 // challengeLogin shows a challenge without an expiry, as a sloppy IdP's answer would give.

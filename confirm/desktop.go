@@ -43,13 +43,18 @@ const (
 // expires, or one still open when ctx ends (it is then closed), is no answer
 // (agent.ErrNoAnswer). A bus that cannot be reached, or a notification server that shows
 // no actions, is an error: the user cannot be asked. Its zero value is ready to use and
-// connects on first use; Close ends the connection.
+// connects on first use, without a lock held, so a bus that does not answer holds up only
+// the questions that wait for it, each until its own context ends; Close ends the
+// connection.
 type Desktop struct {
-	// Connect opens a connection to the session bus; nil means SessionBus.
-	Connect func() (*dbus.Conn, error)
+	// Connect opens a connection to the session bus that lives until ctx ends (as
+	// dbus.WithContext does: ending ctx closes it, also while it is being made); nil
+	// means SessionBus.
+	Connect func(ctx context.Context) (*dbus.Conn, error)
 
 	mu      sync.Mutex
 	conn    *dbus.Conn
+	end     context.CancelFunc     // ends conn
 	markup  bool                   // the server reads bodies as markup: escape them
 	waiting map[uint32]chan signal // questions by notification id
 	early   map[uint32]signal      // signals that came before their Notify call returned
@@ -144,28 +149,63 @@ func (d *Desktop) Confirm(ctx context.Context, req agent.ConfirmRequest) (bool, 
 	}
 }
 
-// summary is the notification's title: "Allow python3 to use profile work?".
+// summary is the notification's title: "Allow python3 to use profile work?". The file
+// name is quoted like the body's path when it holds control characters, so that it cannot
+// forge the title.
 func summary(req agent.ConfirmRequest) string {
-	who := "an unknown program"
-	if req.Caller != nil && req.Caller.Exe != "" {
-		who = filepath.Base(req.Caller.Exe)
-	}
-	return fmt.Sprintf("Allow %s to use profile %s?", who, req.Profile)
+	return fmt.Sprintf("Allow %s to use profile %s?", req.Program(), req.Profile)
 }
 
 // connection is the open connection to the session bus, made (with its signal match and
-// dispatcher) when there is none or the last one closed.
+// dispatcher) when there is none or the last one closed. It is made without d.mu held and
+// given up when ctx ends; when two questions make one at once, the first made is kept.
 func (d *Desktop) connection(ctx context.Context) (*dbus.Conn, bool, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.conn != nil && d.conn.Connected() {
+		conn, markup := d.conn, d.markup
+		d.mu.Unlock()
+		return conn, markup, nil
+	}
+	d.mu.Unlock()
+
+	life, end := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, end) // the question ended: close the connection being made
+	conn, markup, err := d.dial(ctx, life)
+	if !stop() {
+		end()
+		return nil, false, fmt.Errorf("connect to the session bus: it did not answer before the question's deadline (%v)", ctx.Err())
+	}
+	if err != nil {
+		end()
+		return nil, false, err
+	}
+	ch := make(chan *dbus.Signal, 64)
+	conn.Signal(ch)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != nil && d.conn.Connected() { // another question connected meanwhile
+		end()
 		return d.conn, d.markup, nil
 	}
+	if d.end != nil {
+		d.end()
+	}
+	d.conn, d.end, d.markup = conn, end, markup
+	d.waiting, d.early, d.order = map[uint32]chan signal{}, map[uint32]signal{}, nil
+	go d.dispatch(conn, ch)
+	return conn, markup, nil
+}
+
+// dial connects to the session bus for the lifetime life, checks that a notification
+// server with actions runs there, and watches its signals; markup: it reads bodies as
+// markup.
+func (d *Desktop) dial(ctx, life context.Context) (_ *dbus.Conn, markup bool, _ error) {
 	connect := d.Connect
 	if connect == nil {
 		connect = SessionBus
 	}
-	conn, err := connect()
+	conn, err := connect(life)
 	if err != nil {
 		return nil, false, fmt.Errorf("connect to the session bus: %w", err)
 	}
@@ -186,15 +226,7 @@ func (d *Desktop) connection(ctx context.Context) (*dbus.Conn, bool, error) {
 			return nil, false, fmt.Errorf("watch notification signals: %w", err)
 		}
 	}
-	ch := make(chan *dbus.Signal, 64)
-	conn.Signal(ch)
-	go d.dispatch(conn, ch)
-	if d.conn != nil {
-		d.conn.Close()
-	}
-	d.conn, d.markup = conn, slices.Contains(caps, "body-markup")
-	d.waiting, d.early, d.order = map[uint32]chan signal{}, map[uint32]signal{}, nil
-	return conn, d.markup, nil
+	return conn, slices.Contains(caps, "body-markup"), nil
 }
 
 // dispatch hands each notification signal to the question waiting for its id, or keeps it
@@ -245,9 +277,10 @@ func (d *Desktop) dispatch(conn *dbus.Conn, ch chan *dbus.Signal) {
 }
 
 // SessionBus connects to the user's session bus: $DBUS_SESSION_BUS_ADDRESS, else
-// $XDG_RUNTIME_DIR/bus. Unlike dbus.ConnectSessionBus it starts no bus (dbus-launch) and
-// changes no environment variable of the agent.
-func SessionBus() (*dbus.Conn, error) {
+// $XDG_RUNTIME_DIR/bus, for as long as ctx lasts (ending ctx closes the connection, also
+// while it is being made). Unlike dbus.ConnectSessionBus it starts no bus (dbus-launch)
+// and changes no environment variable of the agent.
+func SessionBus(ctx context.Context) (*dbus.Conn, error) {
 	addr := os.Getenv("DBUS_SESSION_BUS_ADDRESS")
 	if addr == "" {
 		dir := os.Getenv("XDG_RUNTIME_DIR")
@@ -260,7 +293,7 @@ func SessionBus() (*dbus.Conn, error) {
 		}
 		addr = "unix:path=" + path
 	}
-	return dbus.Connect(addr)
+	return dbus.Connect(addr, dbus.WithContext(ctx))
 }
 
 // Close ends the connection to the session bus; a later Confirm connects again.
@@ -271,6 +304,7 @@ func (d *Desktop) Close() error {
 		return nil
 	}
 	err := d.conn.Close()
-	d.conn = nil
+	d.end()
+	d.conn, d.end = nil, nil
 	return err
 }

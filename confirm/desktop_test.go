@@ -3,6 +3,8 @@ package confirm
 import (
 	"context"
 	"errors"
+	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +25,7 @@ func setup(t *testing.T, caps ...string) (*Desktop, *notifytest.Server, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Desktop{Connect: func() (*dbus.Conn, error) { return dbus.Connect(addr) }}
+	d := &Desktop{Connect: func(ctx context.Context) (*dbus.Conn, error) { return dbus.Connect(addr, dbus.WithContext(ctx)) }}
 	t.Cleanup(func() { d.Close() })
 	return d, srv, addr
 }
@@ -159,7 +161,7 @@ func TestDesktopConcurrent(t *testing.T) {
 func TestDesktopCannotAsk(t *testing.T) {
 	t.Run("no server", func(t *testing.T) {
 		addr := notifytest.Bus(t)
-		d := &Desktop{Connect: func() (*dbus.Conn, error) { return dbus.Connect(addr) }}
+		d := &Desktop{Connect: func(ctx context.Context) (*dbus.Conn, error) { return dbus.Connect(addr, dbus.WithContext(ctx)) }}
 		defer d.Close()
 		ok, err := d.Confirm(context.Background(), work)
 		if ok || err == nil || errors.Is(err, agent.ErrNoAnswer) || !strings.Contains(err.Error(), "no notification server") {
@@ -177,7 +179,9 @@ func TestDesktopCannotAsk(t *testing.T) {
 		}
 	})
 	t.Run("no bus", func(t *testing.T) {
-		d := &Desktop{Connect: func() (*dbus.Conn, error) { return dbus.Connect("unix:path=/nonexistent/bus") }}
+		d := &Desktop{Connect: func(ctx context.Context) (*dbus.Conn, error) {
+			return dbus.Connect("unix:path=/nonexistent/bus", dbus.WithContext(ctx))
+		}}
 		ok, err := d.Confirm(context.Background(), work)
 		if ok || err == nil || !strings.Contains(err.Error(), "connect to the session bus") {
 			t.Fatalf("Confirm = %v, %v; want a connect error", ok, err)
@@ -205,7 +209,7 @@ func TestDesktopMarkup(t *testing.T) {
 func TestSessionBus(t *testing.T) {
 	addr := notifytest.Bus(t)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
-	c, err := SessionBus()
+	c, err := SessionBus(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,18 +222,94 @@ func TestSessionBus(t *testing.T) {
 	}
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
 	t.Setenv("XDG_RUNTIME_DIR", dir)
-	c, err = SessionBus()
+	c, err = SessionBus(context.Background())
 	if err != nil {
 		t.Fatalf("$XDG_RUNTIME_DIR/bus: %v", err)
 	}
 	c.Close()
 
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
-	if _, err := SessionBus(); err == nil || !strings.Contains(err.Error(), "no session bus") {
+	if _, err := SessionBus(context.Background()); err == nil || !strings.Contains(err.Error(), "no session bus") {
 		t.Fatalf("no bus: %v", err)
 	}
 	t.Setenv("XDG_RUNTIME_DIR", "")
-	if _, err := SessionBus(); err == nil || !strings.Contains(err.Error(), "are unset") {
+	if _, err := SessionBus(context.Background()); err == nil || !strings.Contains(err.Error(), "are unset") {
 		t.Fatalf("nothing set: %v", err)
+	}
+}
+
+// TestDesktopTitleQuoted: a file name with a line break cannot forge the notification's
+// title: it is quoted as in the body.
+func TestDesktopTitleQuoted(t *testing.T) {
+	d, srv, _ := setup(t, "actions", "body")
+	srv.SetAnswer(notifytest.Deny, false)
+	req := work
+	req.Caller = &agent.Caller{PID: 1, Exe: "/tmp/git to use profile work?\nAllow bash"}
+	if _, err := d.Confirm(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	n := srv.Notes()[0]
+	if want := `Allow "git to use profile work?\nAllow bash" to use profile work?`; n.Summary != want {
+		t.Fatalf("summary %q, want %q", n.Summary, want)
+	}
+	if strings.ContainsAny(n.Summary+n.Body, "\n") {
+		t.Fatalf("a line break in summary %q or body %q", n.Summary, n.Body)
+	}
+}
+
+// TestDesktopBusNotAnswering: a session bus that takes connections but never answers (a
+// stopped dbus-daemon) holds a question only until its context ends, and holds no other
+// question up meanwhile.
+func TestDesktopBusNotAnswering(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bus")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close() // never accepts: connections wait in the backlog, unanswered
+	d := &Desktop{Connect: func(ctx context.Context) (*dbus.Conn, error) {
+		return dbus.Connect("unix:path="+path, dbus.WithContext(ctx))
+	}}
+	defer d.Close()
+
+	long, cancelLong := context.WithCancel(context.Background())
+	longDone := make(chan error, 1)
+	go func() {
+		_, err := d.Confirm(long, work)
+		longDone <- err
+	}()
+	for range 2 { // while the first one waits, and once more
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		done := make(chan error, 1)
+		go func() {
+			ok, err := d.Confirm(ctx, work)
+			if ok {
+				err = errors.New("allowed")
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "connect to the session bus: it did not answer before the question's deadline") {
+				t.Fatalf("Confirm = %v; want an error that says the bus did not answer", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a question waits past its deadline for a bus that does not answer")
+		}
+		cancel()
+	}
+	select {
+	case err := <-longDone:
+		t.Fatalf("the question without a deadline ended (%v) before its context did", err)
+	default:
+	}
+	cancelLong()
+	select {
+	case err := <-longDone:
+		if err == nil {
+			t.Fatal("no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a question stays after its context ended")
 	}
 }

@@ -41,6 +41,9 @@ type Entry struct {
 	PID       int    `json:"pid,omitempty"`
 	ParentExe string `json:"parent_exe,omitempty"`
 	ParentPID int    `json:"parent_pid,omitempty"`
+	// UID is the caller's user id, set only where it is not the agent's own: an OpRefused
+	// entry (nil when the kernel did not say).
+	UID *int `json:"uid,omitempty"`
 }
 
 // Operations an Entry records.
@@ -56,6 +59,10 @@ const (
 	OpPutProfile    = "put_profile"    // a profile defined or replaced
 	OpDeleteProfile = "delete_profile" //
 	OpSetSecret     = "set_secret"     // a profile's secret replaced
+	OpLoginCancel   = "login_cancel"   // a login in progress cancelled (DELETE …/login)
+	OpReloadPut     = "reload_put"     // a profile added or changed by a reload of the config file
+	OpReloadDelete  = "reload_delete"  // a profile removed by a reload of the config file
+	OpRefused       = "refused"        // a connection from another user refused (Result "forbidden")
 )
 
 // ResultOK is Entry.Result for an operation that worked.
@@ -92,7 +99,10 @@ type Options struct {
 	Now        func() time.Time
 }
 
-// Log appends entries to an audit file. It is safe for concurrent use.
+// Log appends entries to an audit file. It is safe for concurrent use. Each write first
+// checks that the file at its path is the one it writes: when the file was moved away or
+// deleted, a new one is made at the path (0600, its directory 0700), so entries never go
+// to a file nobody reads.
 //
 // A write that fails (a full disk, a directory removed) is not the caller's failure: the
 // operation it records has happened already and its client waits for the answer. Record
@@ -104,13 +114,17 @@ type Log struct {
 	log  *slog.Logger
 	now  func() time.Time
 
+	wmu sync.Mutex  // held through a write: guards w's open file and cur
+	cur os.FileInfo // the file at path when w last (re)opened it; nil: check at the next write
+
 	mu       sync.Mutex // guards the fields below
 	lastWarn time.Time
 	lost     int
 }
 
 // Open prepares the audit file at path: its directory is created 0700 and the file 0600
-// (an existing one is set to 0600). Errors say which of the two could not be made.
+// (an existing one is set to 0600, and ended with a newline when a crash left its last
+// line without one). Errors say which of the two could not be made.
 func Open(path string, o Options) (*Log, error) {
 	if o.MaxMiB <= 0 {
 		o.MaxMiB = DefaultMaxMiB
@@ -131,15 +145,7 @@ func Open(path string, o Options) (*Log, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit log directory: %w", err)
 	}
-	// Created here, 0600, so that lumberjack appends to it and keeps its mode on rotation.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
-	err = f.Chmod(0o600)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	fi, err := prepare(path)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -148,7 +154,65 @@ func Open(path string, o Options) (*Log, error) {
 		w:    &lumberjack.Logger{Filename: path, MaxSize: o.MaxMiB, MaxBackups: o.MaxBackups},
 		log:  o.Logger,
 		now:  o.Now,
+		cur:  fi,
 	}, nil
+}
+
+// prepare creates the file at path 0600 (so that lumberjack appends to it and keeps its
+// mode on rotation), sets an existing one to 0600, ends it with a newline when it does not
+// end in one (a line cut short by a crash would otherwise swallow the next entry), and
+// returns what it opened. path's directory must exist.
+func prepare(path string) (os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := f.Chmod(0o600); err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if n := fi.Size(); n > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, n-1); err != nil {
+			return nil, err
+		}
+		if last[0] != '\n' {
+			if _, err := f.Write([]byte{'\n'}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return fi, f.Close()
+}
+
+// reopen makes the next write go to the file at l.path when that is not the file w
+// writes: one moved away or deleted (w would go on writing the old or unlinked file), or
+// one rotated by lumberjack (harmless: reopened once). A missing file, or directory, is
+// made again, 0600 and 0700. l.wmu is held.
+func (l *Log) reopen() error {
+	fi, err := os.Stat(l.path)
+	if err == nil && l.cur != nil && os.SameFile(fi, l.cur) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := l.w.Close(); err != nil {
+		l.failed(fmt.Errorf("close the audit file that moved: %w", err))
+	}
+	l.cur = nil
+	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
+		return err
+	}
+	if fi, err = prepare(l.path); err != nil {
+		return err
+	}
+	l.cur = fi
+	return nil
 }
 
 // Path is the file the log writes.
@@ -163,8 +227,12 @@ func (l *Log) Record(e Entry) {
 	e.Time = e.Time.UTC()
 	line, err := json.Marshal(e)
 	if err == nil {
-		// One Write per line: lumberjack holds its lock through it, so lines never mix.
-		_, err = l.w.Write(append(line, '\n'))
+		l.wmu.Lock()
+		if err = l.reopen(); err == nil {
+			// One Write per line, under wmu: lines never mix.
+			_, err = l.w.Write(append(line, '\n'))
+		}
+		l.wmu.Unlock()
 	}
 	if err != nil {
 		l.failed(err)
@@ -184,7 +252,12 @@ func (l *Log) failed(err error) {
 }
 
 // Close closes the file; a later Record opens it again.
-func (l *Log) Close() error { return l.w.Close() }
+func (l *Log) Close() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.cur = nil // checked and prepared again before the next write
+	return l.w.Close()
+}
 
 // Filter selects entries to read.
 type Filter struct {

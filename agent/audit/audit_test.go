@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -264,5 +265,115 @@ func TestWriteFailureReported(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "lost_entries=5") {
 		t.Errorf("the second report should count the 5 entries lost since the first:\n%s", logs.String())
+	}
+}
+
+// TestReopenMovedOrDeleted: once the file was moved away (logrotate, a user tidying up)
+// or deleted, the next entry goes to a new file at the path, 0600 in a 0700 directory,
+// not to the old or unlinked one; the moved file keeps what it had.
+func TestReopenMovedOrDeleted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authagent")
+	path := filepath.Join(dir, "audit.log")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Record(entry(0))
+	moved := filepath.Join(t.TempDir(), "moved.log")
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	l.Record(entry(1))
+	readBack := func(p string) []int {
+		t.Helper()
+		got, err := Read(p, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pids []int
+		for _, e := range got {
+			pids = append(pids, e.PID)
+		}
+		return pids
+	}
+	if got := readBack(path); !slices.Equal(got, []int{1001}) {
+		t.Errorf("after mv: the file at the path holds entries %v, want only the new one [1001]", got)
+	}
+	if got := readBack(moved); !slices.Equal(got, []int{1000}) {
+		t.Errorf("after mv: the moved file holds %v, want [1000] only", got)
+	}
+	if got := mode(t, path); got != 0o600 {
+		t.Errorf("the new file's mode %v, want 0600", got)
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	l.Record(entry(2))
+	if got := readBack(path); !slices.Equal(got, []int{1002}) {
+		t.Errorf("after rm: the file at the path holds %v, want [1002]", got)
+	}
+
+	// The whole directory gone: made again, 0700.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	l.Record(entry(3))
+	if got := readBack(path); !slices.Equal(got, []int{1003}) {
+		t.Errorf("after rm -r of the directory: the file at the path holds %v, want [1003]", got)
+	}
+	if got := mode(t, dir); got != 0o700 {
+		t.Errorf("the directory made again: mode %v, want 0700", got)
+	}
+	if got := mode(t, path); got != 0o600 {
+		t.Errorf("the file made again: mode %v, want 0600", got)
+	}
+	// Entries after a reopen keep going to the same file.
+	l.Record(entry(4))
+	if got := readBack(path); !slices.Equal(got, []int{1003, 1004}) {
+		t.Errorf("the file at the path holds %v, want [1003 1004]", got)
+	}
+}
+
+// TestOpenEndsCutLine: a file whose last line a crash cut short (no newline) gets one
+// before the next entry, so that entry is read back; the cut line stays skipped.
+func TestOpenEndsCutLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	b, err := json.Marshal(entry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := b[:len(b)/2]
+	if err := os.WriteFile(path, append(append(b, '\n'), cut...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Record(entry(1))
+	got, err := l.Read(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]Entry{entry(0), entry(1)}, got); d != "" {
+		t.Errorf("read back (-want +got):\n%s", d)
+	}
+	raw, _ := os.ReadFile(path)
+	if want := string(b) + "\n" + string(cut) + "\n"; !strings.HasPrefix(string(raw), want) {
+		t.Errorf("the file should keep the cut line on a line of its own; it is:\n%s", raw)
+	}
+	// A file that ends in a newline gets none more.
+	l.Close()
+	before, _ := os.ReadFile(path)
+	l2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Errorf("Open changed a file that ends in a newline:\n%q\nwas\n%q", after, before)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -21,9 +23,11 @@ func newAuditCmd(c *cli) *cobra.Command {
 		Use:   "audit",
 		Short: "Show who used or changed which profile, newest last",
 		Long: `Show the agent's audit log: each credential, signature, login, logout, token push,
-reject and profile change, with the program that asked (its executable and pid, and
-its parent's: for the git and curl helpers, the program that ran them), the URL's host
-and the result. The log never holds a token or a secret. It lives in
+reject and profile change (also those a reload of the config file made), with the
+program that asked (its executable and pid, and its parent's: for the git and curl
+helpers, the program that ran them), the URL's host and the result; and connections
+from other users, refused. The log never holds a token or a secret. A name that holds a
+control or format character is shown quoted, with Go escapes ("…", "‮"). It lives in
 $XDG_STATE_HOME/authagent/audit.log (~/.local/state/authagent/audit.log) and is read
 through the agent.`,
 		Example: `  authagent audit --profile work --since 1h
@@ -57,7 +61,7 @@ through the agent.`,
 			fmt.Fprintln(tw, "TIME\tPROFILE\tOP\tRESULT\tHOST\tCALLER")
 			for _, e := range entries {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"),
-					dash(e.Profile), e.Op, e.Result, dash(e.Host), callerText(e))
+					dash(printable(e.Profile)), printable(e.Op), printable(e.Result), dash(printable(e.Host)), callerText(e))
 			}
 			return tw.Flush()
 		},
@@ -80,20 +84,38 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: want a duration like 30m or 24h, or an RFC 3339 time like 2026-01-02T15:04:05Z", s)
 }
 
-// callerText names an entry's caller: "git-credential-authagent (4242) via git".
+// callerText names an entry's caller: "git-credential-authagent (4242) via git", or for a
+// connection refused from another user "? (4242) uid 1001".
 func callerText(e ipc.AuditEntry) string {
-	if e.Exe == "" && e.PID == 0 {
+	if e.Exe == "" && e.PID == 0 && e.UID == nil {
 		return "-"
 	}
 	var b strings.Builder
-	b.WriteString(baseOr(e.Exe, "?"))
+	b.WriteString(printable(baseOr(e.Exe, "?")))
 	if e.PID != 0 {
 		fmt.Fprintf(&b, " (%d)", e.PID)
 	}
 	if e.ParentExe != "" {
-		b.WriteString(" via " + filepath.Base(e.ParentExe))
+		b.WriteString(" via " + printable(filepath.Base(e.ParentExe)))
+	}
+	if e.UID != nil {
+		fmt.Fprintf(&b, " uid %d", *e.UID)
 	}
 	return b.String()
+}
+
+// printable is s, or s quoted with Go escapes (strconv.QuoteToGraphic) when it holds a
+// rune that is not graphic: a control character (ESC, a tab or newline that would break
+// the table), a format character such as U+202E (which turns the text after it around),
+// or invalid UTF-8. A program's name is the caller's to choose; it must not restyle the
+// terminal or forge a row.
+func printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsGraphic(r) {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }
 
 func baseOr(path, none string) string {

@@ -3,7 +3,9 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/authagent/authagent/agent/audit"
@@ -55,9 +57,54 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 	for _, e := range entries {
 		out.Entries = append(out.Entries, wire.AuditEntry{
 			Time: e.Time.UTC(), Profile: e.Profile, Op: e.Op, Host: e.Host, Result: e.Result,
-			Exe: e.Exe, PID: e.PID, ParentExe: e.ParentExe, ParentPID: e.ParentPID,
+			Exe: e.Exe, PID: e.PID, ParentExe: e.ParentExe, ParentPID: e.ParentPID, UID: e.UID,
 		})
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
+}
+
+// auditKube records a kube-credential request that failed at the lookup of the profile's
+// kube_token, before any agent call that records it: op credential, the profile (left
+// out unless defined) and the URL's host.
+func (s *Server) auditKube(r *http.Request, profile string, target *url.URL, err error) {
+	if s.Agent != nil {
+		s.Agent.AuditFailure(r.Context(), audit.OpCredential, profile, target, err)
+	}
+}
+
+// refusedEvery bounds the audit entries for refused connections: one per uid per
+// refusedEvery, so that another user cannot flood the log and rotate its history away.
+const refusedEvery = time.Minute
+
+// refusals remembers when each uid's refused connection was last recorded.
+type refusals struct {
+	mu   sync.Mutex
+	last map[int]time.Time // by uid; -1: unknown
+}
+
+// auditRefused records a connection from another user (op refused, its pid and uid), at
+// most once per uid per refusedEvery.
+func (s *Server) auditRefused(p wire.Peer) {
+	if s.Agent == nil {
+		return
+	}
+	key, uid := -1, (*int)(nil)
+	if p.Known {
+		key, uid = p.UID, &p.UID
+	}
+	now := time.Now()
+	s.refused.mu.Lock()
+	if s.refused.last == nil || len(s.refused.last) >= 64 {
+		s.refused.last = map[int]time.Time{}
+	}
+	t, seen := s.refused.last[key]
+	if !seen || now.Sub(t) >= refusedEvery {
+		s.refused.last[key] = now
+	}
+	s.refused.mu.Unlock()
+	if seen && now.Sub(t) < refusedEvery {
+		return
+	}
+	s.Agent.AuditRefused(p.PID, uid)
 }

@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/agent/audit"
@@ -19,8 +22,9 @@ import (
 )
 
 // startAuditServer runs an agent with one apikey profile "hub" (secret canary) that
-// records to a real audit log, behind a real socket that serves the log back.
-func startAuditServer(t *testing.T) (*ipc.Client, string, string) {
+// records to a real audit log, behind a real socket that serves the log back. uid is the
+// Server's UID (nil: this process's).
+func startAuditServer(t *testing.T, uid *int) (*ipc.Client, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "run", "agent.sock")
@@ -48,7 +52,7 @@ func startAuditServer(t *testing.T) (*ipc.Client, string, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&Server{Agent: a, Audit: al}).Serve(ctx, ln) }()
+	go func() { done <- (&Server{Agent: a, Audit: al, UID: uid}).Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -64,7 +68,7 @@ func startAuditServer(t *testing.T) (*ipc.Client, string, string) {
 // process), the URL's host only, and as result the very code the client got; GET
 // /v1/audit filters and limits them; no entry holds a secret.
 func TestAuditEndpoint(t *testing.T) {
-	c, sock, logPath := startAuditServer(t)
+	c, sock, logPath := startAuditServer(t, nil)
 	ctx := context.Background()
 	code := func(err error) string {
 		var e *ipc.Error
@@ -81,7 +85,7 @@ func TestAuditEndpoint(t *testing.T) {
 	_, err := c.Credential(ctx, "hub")
 	wants = append(wants, want{"hub", audit.OpCredential, "", code(err)})
 	_, err = c.Credential(ctx, "nope")
-	wants = append(wants, want{"nope", audit.OpCredential, "", code(err)})
+	wants = append(wants, want{"", audit.OpCredential, "", code(err)}) // not a profile: left out
 	_, err = c.CredentialForURL(ctx, "https://api.example.com/private/path?q=query-canary")
 	wants = append(wants, want{"hub", audit.OpCredential, "api.example.com", code(err)})
 	_, err = c.CredentialForURL(ctx, "https://elsewhere.example.com:8443/x")
@@ -171,4 +175,115 @@ func TestAuditEndpointWithoutLog(t *testing.T) {
 	if !ipc.IsCode(err, ipc.CodeUnavailable) {
 		t.Errorf("GET /v1/audit without a log: %v, want 503 unavailable", err)
 	}
+}
+
+// ghpCanary is shaped like a GitHub token (ghp_ and 36 letters and digits): a valid
+// profile name, as most API keys are.
+const ghpCanary = "ghp_CANARY0123456789abcdefghijklmnopqrst"
+
+// TestAuditUnknownNames: a token passed where a profile name goes (credential, kube
+// credential, login, cancel login, logout, reject, remove) is never written to the log: the
+// entry keeps the code the client got, without the name. The kube-credential lookup that
+// fails (by name or by URL) is recorded, and so is a cancelled login.
+func TestAuditUnknownNames(t *testing.T) {
+	if len(ghpCanary) != 40 {
+		t.Fatalf("canary is %d long, want 40", len(ghpCanary))
+	}
+	c, sock, logPath := startAuditServer(t, nil)
+	ctx := context.Background()
+	type want struct{ profile, op, host, result string }
+	var wants []want
+	_, err := c.Credential(ctx, ghpCanary)
+	wants = append(wants, want{"", audit.OpCredential, "", codeOf(err)})
+	status, kcode, answer := ask(t, sock, http.MethodGet, "/v1/profiles/"+ghpCanary+"/credential?token=kube")
+	if status != http.StatusNotFound {
+		t.Errorf("kube credential of an unknown name: %d %s", status, answer)
+	}
+	wants = append(wants, want{"", audit.OpCredential, "", kcode})
+	status, kcode, answer = ask(t, sock, http.MethodGet, "/v1/credential?token=kube&url=https%3A%2F%2Fnowhere.example.org%2F"+ghpCanary)
+	if status != http.StatusNotFound {
+		t.Errorf("kube credential for a URL no profile lists: %d %s", status, answer)
+	}
+	wants = append(wants, want{"", audit.OpCredential, "nowhere.example.org", kcode})
+	status, kcode, answer = ask(t, sock, http.MethodGet, "/v1/profiles/hub/credential?token=kube")
+	if status != http.StatusOK {
+		t.Errorf("kube credential of hub: %d %s", status, answer)
+	}
+	wants = append(wants, want{"hub", audit.OpCredential, "", audit.ResultOK})
+	_, err = c.Login(ctx, ghpCanary)
+	wants = append(wants, want{"", audit.OpLogin, "", codeOf(err)})
+	err = c.CancelLogin(ctx, ghpCanary)
+	wants = append(wants, want{"", audit.OpLoginCancel, "", codeOf(err)})
+	err = c.CancelLogin(ctx, "hub") // no login in progress: bad_request, a real name kept
+	wants = append(wants, want{"hub", audit.OpLoginCancel, "", codeOf(err)})
+	err = c.Logout(ctx, ghpCanary)
+	wants = append(wants, want{"", audit.OpLogout, "", codeOf(err)})
+	err = c.Reject(ctx, ghpCanary)
+	wants = append(wants, want{"", audit.OpReject, "", codeOf(err)})
+	err = c.DeleteProfile(ctx, ghpCanary)
+	wants = append(wants, want{"", audit.OpDeleteProfile, "", codeOf(err)})
+
+	for i, w := range wants {
+		if want := ipc.CodeUnknownProfile; w.profile == "" && w.host == "" && w.result != want {
+			t.Errorf("request %d (%s): got %s, want %s", i, w.op, w.result, want)
+		}
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "ghp_") || strings.Contains(strings.ToLower(string(b)), "canary") {
+		t.Errorf("the audit log holds the token passed as a name:\n%s", b)
+	}
+	entries, err := c.Audit(ctx, ipc.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []want
+	for _, e := range entries {
+		got = append(got, want{e.Profile, e.Op, e.Host, e.Result})
+	}
+	if d := cmp.Diff(wants, got, cmp.AllowUnexported(want{})); d != "" {
+		t.Errorf("entries (-want +got):\n%s", d)
+	}
+}
+
+// TestAuditRefused: a connection from another user is refused with 403 and recorded as
+// op refused with its pid and uid, once per uid a minute however often it knocks.
+func TestAuditRefused(t *testing.T) {
+	other := os.Getuid() + 1
+	c, _, logPath := startAuditServer(t, &other) // this process plays the other user
+	ctx := context.Background()
+	for range 3 {
+		if _, err := c.Status(ctx); !ipc.IsCode(err, ipc.CodeForbidden) {
+			t.Fatalf("status from another uid: %v, want forbidden", err)
+		}
+	}
+	entries, err := audit.Read(logPath, audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("%d entries, want one refused: %+v", len(entries), entries)
+	}
+	e := entries[0]
+	if e.Op != audit.OpRefused || e.Result != ipc.CodeForbidden || e.PID != os.Getpid() || e.UID == nil || *e.UID != os.Getuid() || e.Profile != "" {
+		uid := "nil"
+		if e.UID != nil {
+			uid = strconv.Itoa(*e.UID)
+		}
+		t.Errorf("entry %+v (uid %s); want op refused, result forbidden, pid %d, uid %d", e, uid, os.Getpid(), os.Getuid())
+	}
+}
+
+// codeOf is the API error code of err, or "ok".
+func codeOf(err error) string {
+	if err == nil {
+		return audit.ResultOK
+	}
+	var e *ipc.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return "not an API error: " + err.Error()
 }

@@ -50,6 +50,8 @@ type Server struct {
 	Stop func()
 	// Audit, when set, serves GET /v1/audit; nil: it answers 503.
 	Audit AuditReader
+
+	refused refusals // connections from other users the audit log was told of
 }
 
 type peerKey struct{}
@@ -158,6 +160,7 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 		p, _ := r.Context().Value(peerKey{}).(wire.Peer)
 		if !p.Known || p.UID != s.uid() {
 			s.log().Warn("refused connection from another user", "peer_uid", p.UID, "peer_pid", p.PID, "known", p.Known, "path", r.URL.Path)
+			s.auditRefused(p)
 			writeError(w, &ipc.Error{Status: http.StatusForbidden, Code: ipc.CodeForbidden,
 				Message: fmt.Sprintf("this agent serves only uid %d; start your own with `eval \"$(authagent start)\"`", s.uid())})
 			return
@@ -301,10 +304,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // reload re-reads the config file: 204, or the reload's error (400 for a file that does
-// not load, 503 for one that is missing, empty or unreadable). Reload takes no context:
-// it finishes whether or not the client waits.
+// not load, 503 for one that is missing, empty or unreadable). The request's context
+// carries only the caller (for the audit log): the reload finishes whether or not the
+// client waits.
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agent.Reload(); err != nil {
+	if err := s.Agent.ReloadFor(r.Context()); err != nil {
 		s.log().Error("config reload failed; keeping the old config", "error", err)
 		writeError(w, apiError(err)) // the reload is done either way: no 499 for a client that left
 		return
@@ -388,6 +392,7 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 	if token == ipc.TokenKube {
 		var kerr error
 		if token, kerr = s.kubeToken(r.PathValue("name")); kerr != nil {
+			s.auditKube(r, r.PathValue("name"), target, kerr)
 			s.fail(w, r, kerr)
 			return
 		}
@@ -424,6 +429,7 @@ func (s *Server) credentialForURL(w http.ResponseWriter, r *http.Request) {
 			token, kerr = s.kubeToken(name)
 		}
 		if kerr != nil {
+			s.auditKube(r, name, target, kerr)
 			s.fail(w, r, kerr)
 			return
 		}
@@ -516,7 +522,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelLogin(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agent.CancelLogin(r.PathValue("name")); err != nil {
+	if err := s.Agent.CancelLogin(r.Context(), r.PathValue("name")); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -246,8 +246,10 @@ func IsCode(err error, code string) bool {
 type AuditEntry struct {
 	Time    time.Time `json:"time"`              // RFC 3339, UTC
 	Profile string    `json:"profile,omitempty"` // absent when no profile matched the URL
-	// Op is credential, id_token, sign, login, login_done, logout, push, reject,
-	// put_profile, delete_profile or set_secret.
+	// Op is credential, id_token, sign, login, login_done, login_cancel, logout, push,
+	// reject, put_profile, delete_profile, set_secret, reload_put, reload_delete (a
+	// profile added, changed or removed by a reload of the config file) or refused (a
+	// connection from another user).
 	Op string `json:"op"`
 	// Host is the host[:port] of the URL the request named; absent when it named none.
 	Host string `json:"host,omitempty"`
@@ -259,6 +261,9 @@ type AuditEntry struct {
 	PID       int    `json:"pid,omitempty"`
 	ParentExe string `json:"parent_exe,omitempty"`
 	ParentPID int    `json:"parent_pid,omitempty"`
+	// UID is the caller's uid where it is not the agent's own: in refused entries (absent
+	// when the kernel did not say).
+	UID *int `json:"uid,omitempty"`
 }
 
 // AuditLog is the answer to GET /v1/audit: the newest entries that match, oldest first.
