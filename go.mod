@@ -24,7 +24,6 @@ require (
 	golang.org/x/term v0.47.0
 	golang.org/x/text v0.43.0
 	google.golang.org/grpc v1.85.0
-	gopkg.in/natefinch/lumberjack.v2 v2.2.1
 )
 
 require (

@@ -415,7 +415,11 @@ const changeTimeout = time.Minute
 // changeTimeout) and finishes or rolls back: when the file cannot be written, the secret
 // that was stored before is put back. Errors wrap ErrBadRequest for a bad name, config or
 // secret, and ErrUnavailable when the secret store or the file refuses. A profile that has
-// confirm set is replaced only when the user allows it (OpChange); else ErrDenied.
+// confirm set is replaced only when the user allows it (OpChange); else ErrDenied. So is a
+// definition whose subject_profile (or one down its chain) has confirm set: the user is
+// asked about that profile (OpChange with Trader), every time. A name no profile is
+// served under starts without the secrets an earlier profile of that name left in the
+// store (a reload removed it): they are deleted first.
 func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.ProfileConfig, secret *string) (err error) {
 	defer func() { a.audit(ctx, audit.OpPutProfile, name, nil, err) }()
 	if !validProfileName(name) {
@@ -440,13 +444,39 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 	if err != nil {
 		return err
 	}
+	// A definition that trades the token of a profile with confirm set (subject_profile,
+	// down the chain) hands that token to whoever may use this one: asked too.
+	traded, err := a.confirmTrades(ctx, name, pc)
+	if err != nil {
+		return err
+	}
 	a.editMu.Lock()
 	defer a.editMu.Unlock()
 	if err := a.changeStillAllowed(name, asked); err != nil {
 		return err
 	}
+	if err := a.tradesStillAllowed(ctx, name, pc, traded); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
 	defer cancel()
+	if !a.defined(name) {
+		// Secrets of a profile a reload removed stay in the store under its name: a new
+		// definition starts without them, as after a removal, and is not handed the old
+		// profile's secret unasked.
+		gl := a.grantLock(name)
+		gl.Lock()
+		var errs []error
+		for _, k := range providers.AllSecretKeys {
+			if err := (secretView{a: a, prefix: name + "/"}).Delete(ctx, k); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		gl.Unlock()
+		if len(errs) > 0 {
+			return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is not defined: deleting the secrets an earlier profile of that name left in the store failed, try again: %w", name, errors.Join(errs...)))
+		}
+	}
 	var undo func(context.Context) error
 	if secret != nil {
 		account := name + "/" + providers.SecretKey

@@ -31,7 +31,9 @@ func TestAuditLogins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer al.Close()
+	// Cleanups run last-registered first: the agent (registered below) closes before the
+	// log, so nothing it records while closing is written after the temp dir is gone.
+	t.Cleanup(func() { al.Close() })
 	cfg := &Config{Path: filepath.Join(t.TempDir(), "c.toml"), Profiles: map[string]*providers.ProfileConfig{"work": {Provider: "dc"}}}
 	a, err := New(Options{Config: cfg, Store: NewMemoryStore(), Clock: clock, Jitter: func() float64 { return 0.5 }, Audit: al,
 		Providers: map[string]providers.Factory{"dc": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return lp, nil }}})

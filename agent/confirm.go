@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,8 @@ import (
 // callers. Concurrent requests for one profile share one question only when its answer
 // means the same for each: one executable under once-per-exe, or one process asking for
 // the same thing for the same host under confirm = true; a signature is always asked for
-// on its own. At most maxQuestions are open at once.
+// on its own. One caller process has at most maxQuestionsPerCaller questions open at once,
+// and the agent at most maxQuestions.
 
 // Confirmer asks the user whether a caller may use a profile. Confirm returns true when the
 // user allowed it and false with a nil error when the user denied it. It returns an error
@@ -46,6 +48,15 @@ type ConfirmRequest struct {
 	Host string
 	// Caller is who asks; nil when unknown.
 	Caller *Caller
+	// Action, with OpChange, names a change other than defining the profile anew or
+	// storing its secret: ActionLogout, ActionPush or ActionLogin. "" otherwise.
+	Action string
+	// Trader, with OpChange, is a profile the caller asks to define whose definition
+	// trades this profile's token (its subject_profile is this profile, or leads to it):
+	// whoever may use Trader gets what this profile's token buys. TradesIDToken: it trades
+	// this profile's ID token. "" for a change of this profile itself.
+	Trader        string
+	TradesIDToken bool
 }
 
 // The operations a ConfirmRequest names.
@@ -57,30 +68,67 @@ const (
 	OpRemove     = "remove"
 )
 
-// maxQuestions bounds the questions an agent has open at once; a request that would open
-// one more is denied at once.
-const maxQuestions = 8
+// The changes a ConfirmRequest's Action names.
+const (
+	ActionLogout = "logout" // end the profile's login and revoke its grant
+	ActionPush   = "push"   // push a token into the profile
+	ActionLogin  = "login"  // start a login that replaces the profile's tokens
+)
 
-// openQuestions counts the questions an agent has open.
+// maxQuestionsPerCaller bounds the questions one caller process (pid and start time; all
+// callers the agent knows nothing of count as one) has open at once, and maxQuestions
+// those of the whole agent, against a flood from many processes. A request that would open
+// one more is denied at once; one that waits for a question open already opens none.
+const (
+	maxQuestionsPerCaller = 4
+	maxQuestions          = 32
+)
+
+// openQuestions counts the questions an agent has open, in all and per caller process.
 type openQuestions struct {
-	mu sync.Mutex
-	n  int
+	mu    sync.Mutex
+	n     int
+	byPID map[procID]int
 }
 
-// take counts one more open question; false when maxQuestions are open already.
-func (o *openQuestions) take() bool {
+// procID names one process: a pid with its start time. The zero value stands for every
+// caller whose pid is unknown.
+type procID struct {
+	pid   int
+	start uint64
+}
+
+func procOf(c *Caller) procID {
+	if c == nil {
+		return procID{}
+	}
+	return procID{c.PID, c.Start}
+}
+
+// take counts one more open question of process id; "" when it may open it, else why not.
+func (o *openQuestions) take(id procID) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.n >= maxQuestions {
-		return false
+	switch {
+	case o.byPID[id] >= maxQuestionsPerCaller:
+		return fmt.Sprintf("%d questions of this program wait for the user's answer already", maxQuestionsPerCaller)
+	case o.n >= maxQuestions:
+		return fmt.Sprintf("%d questions wait for the user's answer already", maxQuestions)
+	}
+	if o.byPID == nil {
+		o.byPID = map[procID]int{}
 	}
 	o.n++
-	return true
+	o.byPID[id]++
+	return ""
 }
 
-func (o *openQuestions) done() {
+func (o *openQuestions) done(id procID) {
 	o.mu.Lock()
 	o.n--
+	if o.byPID[id]--; o.byPID[id] <= 0 {
+		delete(o.byPID, id)
+	}
 	o.mu.Unlock()
 }
 
@@ -142,6 +190,8 @@ func (r ConfirmRequest) Program() string {
 
 // What names what is asked for: "the token of profile work", "the ID token of profile
 // work", "a signature of profile dci", "a change of profile work", "the removal of
+// profile work", "a logout of profile work", "a token pushed into profile work", "a new
+// login of profile work", "a definition of profile steal, which trades the token of
 // profile work".
 func (r ConfirmRequest) What() string {
 	switch r.Operation {
@@ -150,6 +200,16 @@ func (r ConfirmRequest) What() string {
 	case OpSign:
 		return "a signature of profile " + r.Profile
 	case OpChange:
+		switch {
+		case r.Trader != "":
+			return "a definition of profile " + r.Trader + ", which trades " + r.traded()
+		case r.Action == ActionLogout:
+			return "a logout of profile " + r.Profile
+		case r.Action == ActionPush:
+			return "a token pushed into profile " + r.Profile
+		case r.Action == ActionLogin:
+			return "a new login of profile " + r.Profile
+		}
 		return "a change of profile " + r.Profile
 	case OpRemove:
 		return "the removal of profile " + r.Profile
@@ -157,10 +217,43 @@ func (r ConfirmRequest) What() string {
 	return "the token of profile " + r.Profile
 }
 
+func (r ConfirmRequest) traded() string {
+	if r.TradesIDToken {
+		return "the ID token of profile " + r.Profile
+	}
+	return "the token of profile " + r.Profile
+}
+
+// asks is what Question says the caller asks: "for the token of profile work", "to log
+// out of profile work", "to define profile steal, which trades the token of profile
+// work".
+func (r ConfirmRequest) asks() string {
+	if r.Operation == OpChange {
+		switch {
+		case r.Trader != "":
+			return "to define profile " + r.Trader + ", which trades " + r.traded()
+		case r.Action == ActionLogout:
+			return "to log out of profile " + r.Profile
+		case r.Action == ActionPush:
+			return "to push a token into profile " + r.Profile
+		case r.Action == ActionLogin:
+			return "to start a login of profile " + r.Profile
+		}
+	}
+	return "for " + r.What()
+}
+
+// about is what the request asks for, without who asks: two requests with the same about
+// ask the same question of the same profile's user.
+func (r ConfirmRequest) about() string {
+	return fmt.Sprintf("%s %q %s %q %v", r.Operation, r.Host, r.Action, r.Trader, r.TradesIDToken)
+}
+
 // Question is the whole question, one line: "/usr/bin/curl (pid 42) asks for the token of
-// profile work, for api.example.com."
+// profile work, for api.example.com.", "/usr/bin/python3 (pid 7) asks to log out of
+// profile work."
 func (r ConfirmRequest) Question() string {
-	q := r.Who() + " asks for " + r.What()
+	q := r.Who() + " asks " + r.asks()
 	if r.Host != "" {
 		q += ", for " + printable(r.Host)
 	}
@@ -238,10 +331,16 @@ type question struct {
 // ErrUnavailable when the agent is closing or p was redefined meanwhile, ErrUnknownProfile
 // when p was removed meanwhile, or ctx's error when the caller left) when not.
 func (a *Agent) confirm(ctx context.Context, p *profile, op, host string) error {
+	return a.confirmAbout(ctx, p, ConfirmRequest{Operation: op, Host: host})
+}
+
+// confirmAbout is confirm for the question req names (its Profile and Caller are filled
+// in here): a change with an Action, or a Trader.
+func (a *Agent) confirmAbout(ctx context.Context, p *profile, req ConfirmRequest) error {
 	if p.cfg.Confirm == "" || ctx.Value(internalKey{}) != nil {
 		return nil
 	}
-	if err := a.askUser(ctx, p, op, host); err != nil {
+	if err := a.askUser(ctx, p, req); err != nil {
 		return err
 	}
 	// The answer is about p as it was defined when asked: not about a profile defined anew
@@ -258,10 +357,11 @@ func (a *Agent) confirm(ctx context.Context, p *profile, op, host string) error 
 	return nil
 }
 
-func (a *Agent) askUser(ctx context.Context, p *profile, op, host string) error {
+func (a *Agent) askUser(ctx context.Context, p *profile, req ConfirmRequest) error {
 	mode := p.cfg.Confirm
 	c := CallerFrom(ctx)
-	req := ConfirmRequest{Profile: p.name, Operation: op, Host: host, Caller: c}
+	req.Profile, req.Caller = p.name, c
+	op, host := req.Operation, req.Host
 	term, _ := ctx.Value(terminalKey{}).(TerminalAnswer)
 	known := c != nil && c.Exe != ""
 	var exe exeID
@@ -303,10 +403,10 @@ func (a *Agent) askUser(ctx context.Context, p *profile, op, host string) error 
 	}
 	q := st.asking[flightKey]
 	if q == nil || flightKey == "" {
-		if !a.questions.take() {
+		if full := a.questions.take(procOf(c)); full != "" {
 			st.mu.Unlock()
-			return providers.Mark(ErrDenied, fmt.Errorf("%d questions wait for the user's answer already, so %s is not asked whether it may have %s; answer or dismiss them, then try again",
-				maxQuestions, req.Who(), req.What()))
+			return providers.Mark(ErrDenied, fmt.Errorf("%s, so %s is not asked whether it may have %s; answer or dismiss them, then try again",
+				full, req.Who(), req.What()))
 		}
 		timeout := p.cfg.ConfirmTimeout.D()
 		if timeout <= 0 {
@@ -367,7 +467,7 @@ func isClosed(ch chan struct{}) bool {
 // question's own (q.cancel ends it, and so does the agent's Close), with the values of the
 // first request that asked and timeout as its deadline.
 func (a *Agent) ask(ctx context.Context, p *profile, q *question, flightKey string, req ConfirmRequest, remember bool, exe exeID, timeout time.Duration) {
-	defer a.questions.done()
+	defer a.questions.done(procOf(req.Caller))
 	defer q.cancel()
 	stop := context.AfterFunc(a.ctx, q.cancel)
 	defer stop()
@@ -391,9 +491,9 @@ func (a *Agent) ask(ctx context.Context, p *profile, q *question, flightKey stri
 			timeout, req.Who(), req.What(), p.name))
 	default:
 		q.cannotAsk = true
-		q.err = providers.Mark(ErrDenied, fmt.Errorf("profile %s asks before each use (confirm = %q), but the agent could not ask whether %s may have %s: %w; "+
+		q.err = providers.Mark(ErrDenied, fmt.Errorf("profile %s asks before each use (confirm = %s), but the agent could not ask whether %s may have %s: %w; "+
 			"run a desktop notification server that shows actions (Allow/Deny) on the agent's session bus, run the authagent command on a terminal, or remove confirm from profile %s",
-			p.name, string(p.cfg.Confirm), req.Who(), req.What(), err, p.name))
+			p.name, confirmWritten(p.cfg.Confirm), req.Who(), req.What(), err, p.name))
 	}
 	switch {
 	case q.cannotAsk:
@@ -423,6 +523,14 @@ func (a *Agent) ask(ctx context.Context, p *profile, q *question, flightKey stri
 	}
 	close(q.done)
 	st.mu.Unlock()
+}
+
+// confirmWritten is m as the config file writes it: true, or "once-per-exe".
+func confirmWritten(m providers.ConfirmMode) string {
+	if m == providers.ConfirmAlways {
+		return "true"
+	}
+	return strconv.Quote(string(m))
 }
 
 // hostOf is target's host, "" for nil.
@@ -475,7 +583,7 @@ type ticket struct {
 	pid     int
 	start   uint64
 	exe     exeID
-	op      string
+	about   string // ConfirmRequest.about: the operation, host, action and trader asked about
 	expires time.Time
 }
 
@@ -506,7 +614,7 @@ func (a *Agent) ticket(p *profile, req ConfirmRequest, exe exeID) error {
 		st.mu.Unlock()
 		return providers.Mark(ErrDenied, fmt.Errorf("%d questions about profile %s wait for answers on terminals; answer them, or wait %s", len(st.tickets), p.name, timeout))
 	}
-	st.tickets[id] = ticket{pid: req.Caller.PID, start: req.Caller.Start, exe: exe, op: req.Operation, expires: now.Add(timeout)}
+	st.tickets[id] = ticket{pid: req.Caller.PID, start: req.Caller.Start, exe: exe, about: req.about(), expires: now.Add(timeout)}
 	st.mu.Unlock()
 	return &ConfirmRequiredError{ID: id, Question: req.Question()}
 }
@@ -520,7 +628,7 @@ func (a *Agent) terminalAnswer(p *profile, req ConfirmRequest, term TerminalAnsw
 	t, ok := st.tickets[term.ID]
 	delete(st.tickets, term.ID)
 	c := req.Caller
-	valid := ok && c != nil && c.PID == t.pid && c.Start == t.start && c.Exe != "" && exe == t.exe && t.op == req.Operation && now.Before(t.expires)
+	valid := ok && c != nil && c.PID == t.pid && c.Start == t.start && c.Exe != "" && exe == t.exe && t.about == req.about() && now.Before(t.expires)
 	if valid && term.Allow && remember {
 		window := p.cfg.ConfirmWindow.D()
 		if window <= 0 {
@@ -535,7 +643,7 @@ func (a *Agent) terminalAnswer(p *profile, req ConfirmRequest, term TerminalAnsw
 	switch {
 	case !valid:
 		a.log.Warn("refused an answer from a terminal", "profile", p.name, "caller", req.Who())
-		return providers.Mark(ErrDenied, fmt.Errorf("the answer for profile %s fits no open question of %s: it is unknown, used, older than confirm_timeout, or from another process; the next request asks again", p.name, req.Who()))
+		return providers.Mark(ErrDenied, fmt.Errorf("the answer for profile %s fits no open question of %s: it is unknown, used, older than confirm_timeout, from another process, or about another request (operation or host); the next request asks again", p.name, req.Who()))
 	case !term.Allow:
 		a.log.Info("use denied", "profile", p.name, "operation", req.Operation, "caller", req.Who(), "on", "terminal")
 		return providers.Mark(ErrDenied, fmt.Errorf("the user denied %s %s (answered on the terminal); the next request asks again", req.Who(), req.What()))
@@ -582,4 +690,64 @@ func (a *Agent) changeStillAllowed(name string, asked *profile) error {
 		return nil
 	}
 	return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s was defined anew while the change was being asked about; try again", name))
+}
+
+// trade is a profile with confirm set whose token a definition trades, directly or down
+// the chain of subject_profile: idToken when the link before it trades its ID token.
+type trade struct {
+	p       *profile
+	idToken bool
+}
+
+// tradesOf lists the profiles with confirm set, among those served now, whose token a
+// definition pc of profile name trades: its subject_profile, that profile's
+// subject_profile, and so on, until the chain ends or leads back.
+func (a *Agent) tradesOf(name string, pc *providers.ProfileConfig) []trade {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []trade
+	seen := map[string]bool{name: true}
+	for cur := pc; cur.SubjectProfile != "" && !seen[cur.SubjectProfile]; {
+		seen[cur.SubjectProfile] = true
+		p := a.profiles.get(cur.SubjectProfile)
+		if p == nil {
+			break
+		}
+		if p.cfg.Confirm != "" {
+			t := cur.SubjectTokenType
+			out = append(out, trade{p: p, idToken: t == "id_token" || t == "urn:ietf:params:oauth:token-type:id_token"})
+		}
+		cur = p.cfg
+	}
+	return out
+}
+
+// confirmTrades asks the user, for each profile with confirm set whose token the
+// definition pc of profile name would trade (tradesOf), whether the caller ctx carries may
+// define it so (OpChange with Trader): whoever may use profile name gets what that token
+// buys, unasked. Every time, never remembered, whether name is new or replaced. It returns
+// the profiles asked about, and confirm's errors.
+func (a *Agent) confirmTrades(ctx context.Context, name string, pc *providers.ProfileConfig) ([]*profile, error) {
+	var asked []*profile
+	for _, t := range a.tradesOf(name, pc) {
+		if err := a.confirmAbout(ctx, t.p, ConfirmRequest{Operation: OpChange, Trader: name, TradesIDToken: t.idToken}); err != nil {
+			return nil, err
+		}
+		asked = append(asked, t.p)
+	}
+	return asked, nil
+}
+
+// tradesStillAllowed: every profile with confirm set whose token pc trades now is one
+// confirmTrades asked about. Called under editMu, right before the change.
+func (a *Agent) tradesStillAllowed(ctx context.Context, name string, pc *providers.ProfileConfig, asked []*profile) error {
+	if ctx.Value(internalKey{}) != nil {
+		return nil
+	}
+	for _, t := range a.tradesOf(name, pc) {
+		if !slices.Contains(asked, t.p) {
+			return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s, whose token profile %s would trade, was defined anew while the change was being asked about; try again", t.p.name, name))
+		}
+	}
+	return nil
 }

@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authagent/authagent/agent/audit"
 	"github.com/authagent/authagent/providers"
+	"github.com/authagent/authagent/providers/apikey"
 )
 
 // fakeConfirmer answers questions with answer, and records them. Fault injection: the
@@ -672,14 +677,15 @@ func TestConfirmNotShared(t *testing.T) {
 			t.Fatalf("asked %+v, want a signature", req)
 		}
 	}
+	// Another process (one has at most maxQuestionsPerCaller open).
 	a1, _ := url.Parse("https://a.example.com/")
 	b1, _ := url.Parse("https://b.example.com/")
-	run(func() error { _, err := a.Credential(as(python(42)), "oidc", -1, a1); return err })
+	run(func() error { _, err := a.Credential(as(python(43)), "oidc", -1, a1); return err })
 	if req := f.next(t); req.Operation != OpCredential || req.Host != "a.example.com" {
 		t.Fatalf("asked %+v, want the token for a.example.com", req)
 	}
 	run(func() error {
-		_, err := a.IDToken(as(python(42)), "oidc", -1, a1)
+		_, err := a.IDToken(as(python(43)), "oidc", -1, a1)
 		if err != nil && strings.Contains(err.Error(), "has no ID token") {
 			return nil // allowed: the fake provider has no ID token to give
 		}
@@ -688,7 +694,7 @@ func TestConfirmNotShared(t *testing.T) {
 	if req := f.next(t); req.Operation != OpIDToken {
 		t.Fatalf("asked %+v, want the ID token", req)
 	}
-	run(func() error { _, err := a.Credential(as(python(42)), "oidc", -1, b1); return err })
+	run(func() error { _, err := a.Credential(as(python(43)), "oidc", -1, b1); return err })
 	if req := f.next(t); req.Host != "b.example.com" {
 		t.Fatalf("asked %+v, want the token for b.example.com", req)
 	}
@@ -795,56 +801,81 @@ func TestConfirmProfileChangedMeanwhile(t *testing.T) {
 	}
 }
 
-// TestConfirmCap: at most maxQuestions questions are open at once; a request that would
-// open one more is denied at once with a message that says why, and asks once they are
-// answered.
+// TestConfirmCap: one caller process has at most maxQuestionsPerCaller questions open at
+// once: one more of its requests is denied at once with a message that says why, while
+// another process is still asked, about the same profile or another. The agent as a whole
+// has at most maxQuestions open, against a flood from many processes. Once the questions
+// are answered, the process is asked again.
 func TestConfirmCap(t *testing.T) {
 	release := make(chan struct{})
-	f := &fakeConfirmer{calls: make(chan ConfirmRequest, 20), answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
+	f := &fakeConfirmer{calls: make(chan ConfirmRequest, 2*maxQuestions), answer: func(ctx context.Context, _ ConfirmRequest) (bool, error) {
 		<-release
 		return true, nil
 	}}
 	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{
+		"dci":   {Provider: "signer", Confirm: providers.ConfirmAlways, Hosts: []string{"api.example.com"}},
 		"work":  {Confirm: providers.ConfirmAlways},
 		"other": {Confirm: providers.ConfirmAlways},
 	})
-	errs := make(chan error, maxQuestions)
-	for i := range maxQuestions {
-		profile := []string{"work", "other"}[i%2]
-		go func() {
-			_, err := a.Credential(as(python(100+i)), profile, -1, nil)
-			errs <- err
-		}()
-	}
-	for range maxQuestions {
-		f.next(t)
-	}
-	extra := make(chan error, 1)
-	go func() {
-		_, err := a.Credential(as(python(99)), "work", -1, nil)
-		extra <- err
-	}()
-	select {
-	case err := <-extra:
-		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "8 questions wait for the user's answer already") {
-			t.Fatalf("one question too many: %v; want it denied", err)
+	var released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	defer free()
+	errs := make(chan error, 2*maxQuestions)
+	opened := 0
+	open := func(what string, req func() error) {
+		t.Helper()
+		go func() { errs <- req() }()
+		if q := f.next(t); q.Caller == nil {
+			t.Fatalf("%s: asked %+v without its caller", what, q)
 		}
-	case <-time.After(10 * time.Second):
-		close(release)
-		t.Fatal("one question too many waits for an answer instead of being denied")
+		opened++
 	}
+	deniedAtOnce := func(what string, req func() error, want string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- req() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("%s: %v; want it denied with %q", what, err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s waits for an answer instead of being denied", what)
+		}
+	}
+	sign := func(pid int) func() error {
+		return func() error {
+			_, err := a.Sign(as(python(pid)), "dci", providers.SignRequest{Method: "GET", URL: "https://api.example.com/"})
+			return err
+		}
+	}
+	token := func(pid int, profile string) func() error {
+		return func() error { _, err := a.Credential(as(python(pid)), profile, -1, nil); return err }
+	}
+
+	for range maxQuestionsPerCaller {
+		open("a signature of pid 1", sign(1)) // each signature is a question of its own
+	}
+	deniedAtOnce("one more of pid 1", sign(1), "4 questions of this program wait for the user's answer already, so /usr/bin/python3 (pid 1) is not asked")
+	deniedAtOnce("pid 1, another profile", token(1, "work"), "4 questions of this program wait")
+	open("another process, the same profile", sign(2))
+	open("another process, another profile", token(3, "other"))
+	for pid := 100; opened < maxQuestions; pid++ {
+		open(fmt.Sprintf("pid %d", pid), token(pid, "work"))
+	}
+	deniedAtOnce("one more of a new process", token(999, "other"), "32 questions wait for the user's answer already, so /usr/bin/python3 (pid 999) is not asked")
 	if got := f.count(); got != maxQuestions {
 		t.Fatalf("asked %d, want %d", got, maxQuestions)
 	}
-	close(release)
-	for range maxQuestions {
+	free()
+	for range opened {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitNoQuestions(t, a)
-	if _, err := a.Credential(as(python(99)), "work", -1, nil); err != nil {
-		t.Fatalf("after the questions were answered: %v", err)
+	if err := sign(1)(); err != nil {
+		t.Fatalf("pid 1 after its questions were answered: %v", err)
 	}
 }
 
@@ -909,5 +940,374 @@ func TestConfirmChanges(t *testing.T) {
 	}
 	if _, err := a.Profile("work"); !errors.Is(err, ErrUnknownProfile) {
 		t.Fatalf("after an allowed removal: %v", err)
+	}
+}
+
+// tradeSetup is an agent with a Confirmer, a real audit log, profiles "work" and "oidc"
+// (confirm = true) and "plain" (none), each a pushedFake holding a token, "mid", which
+// trades work's token (no confirm), and a token exchange endpoint that records the subject
+// tokens it gets.
+type tradeSetup struct {
+	a        *Agent
+	log      *audit.Log
+	tokenURL string
+	mu       sync.Mutex
+	subjects []string
+}
+
+func newTradeSetup(t *testing.T, c Confirmer) *tradeSetup {
+	t.Helper()
+	s := &tradeSetup{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		sub := r.PostForm.Get("subject_token")
+		s.mu.Lock()
+		s.subjects = append(s.subjects, sub)
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "ex-" + sub, "token_type": "Bearer", "expires_in": 3600,
+			"issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+	}))
+	t.Cleanup(srv.Close)
+	s.tokenURL = srv.URL + "/token"
+	exp := time.Now().Add(time.Hour)
+	fakes := map[string]*pushedFake{}
+	for _, name := range []string{"work", "oidc", "plain"} {
+		fakes[name] = &pushedFake{name: name, tok: name + "-1", exp: exp}
+	}
+	local := []string{"127.0.0.1"}
+	mid := s.exchange("work")
+	al, err := audit.Open(filepath.Join(t.TempDir(), "audit.log"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { al.Close() })
+	s.log = al
+	s.a, err = New(Options{
+		Config: &Config{Path: filepath.Join(t.TempDir(), "config.toml"), Profiles: map[string]*providers.ProfileConfig{
+			"work":  {Provider: "pushed", Confirm: providers.ConfirmAlways, Hosts: local},
+			"oidc":  {Provider: "pushed", Confirm: providers.ConfirmAlways, Hosts: local},
+			"plain": {Provider: "pushed", Hosts: local},
+			"mid":   mid,
+		}},
+		Store: NewMemoryStore(),
+		Providers: map[string]providers.Factory{
+			"pushed": func(_ *providers.ProfileConfig, env providers.Env) (providers.Provider, error) {
+				return fakes[env.Name], nil
+			},
+			apikey.Name: apikey.New,
+		},
+		Jitter:    func() float64 { return 0.5 },
+		Confirmer: c,
+		Audit:     al,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.a.Close)
+	return s
+}
+
+// exchange is a definition that trades subject's token at the setup's endpoint.
+func (s *tradeSetup) exchange(subject string) *providers.ProfileConfig {
+	return &providers.ProfileConfig{Provider: apikey.Name, Mode: "token_exchange", SubjectProfile: subject, TokenURL: s.tokenURL, Hosts: []string{"example.org"}}
+}
+
+func (s *tradeSetup) traded() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.subjects...)
+}
+
+// TestConfirmTrades: a client's definition of a profile whose subject_profile has confirm
+// set, directly or through a profile that has not, is asked about first, about that
+// profile, whether the defined profile is new or replaced, every time, also for an ID
+// token subject; denied, nothing changes and no token is traded. Allowed, the profile is
+// defined and trades the token. A subject without confirm is not asked about.
+func TestConfirmTrades(t *testing.T) {
+	answer := false
+	f := &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) { return answer, nil }}
+	s := newTradeSetup(t, f)
+	a := s.a
+	ctx := as(python(1))
+	cfgFile := func() string { b, _ := os.ReadFile(a.cfg.Path); return string(b) }
+	denied := func(what string, pc *providers.ProfileConfig, wantQuestion string) {
+		t.Helper()
+		before := f.count()
+		err := a.PutProfile(ctx, "steal", pc, nil)
+		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "the user denied /usr/bin/python3 (pid 1) a definition of profile steal, which trades") {
+			t.Fatalf("%s: PUT = %v; want denied", what, err)
+		}
+		if f.count() != before+1 {
+			t.Fatalf("%s: asked %d questions, want 1", what, f.count()-before)
+		}
+		if q := f.asked[len(f.asked)-1]; q.Question() != wantQuestion || q.Operation != OpChange || q.Trader != "steal" {
+			t.Fatalf("%s: asked %+v\n%q\nwant %q", what, q, q.Question(), wantQuestion)
+		}
+	}
+	const aboutWork = "/usr/bin/python3 (pid 1) asks to define profile steal, which trades the token of profile work."
+	denied("a new profile trading work", s.exchange("work"), aboutWork)
+	denied("a chain: steal → mid → work", s.exchange("mid"), aboutWork)
+	idt := s.exchange("oidc")
+	idt.SubjectTokenType = "id_token"
+	denied("an ID token subject", idt, "/usr/bin/python3 (pid 1) asks to define profile steal, which trades the ID token of profile oidc.")
+	if _, err := a.Profile("steal"); !errors.Is(err, ErrUnknownProfile) {
+		t.Fatalf("steal after denied definitions: %v; want none", err)
+	}
+	if strings.Contains(cfgFile(), "steal") || a.cfg.Profiles["steal"] != nil {
+		t.Fatalf("a denied definition reached the config:\n%s", cfgFile())
+	}
+	for _, sub := range s.traded() {
+		if sub != "work-1" { // mid's own start trades work's token
+			t.Fatalf("traded %q", sub)
+		}
+	}
+
+	answer = true
+	if err := a.PutProfile(ctx, "steal", s.exchange("work"), nil); err != nil {
+		t.Fatalf("an allowed definition: %v", err)
+	}
+	if c, err := a.Credential(ctx, "steal", -1, nil); err != nil || c.Token != "ex-work-1" {
+		t.Fatalf("steal after it was allowed: %+v, %v; want work's token traded", c, err)
+	}
+	answer = false
+	before := *a.cfg.Profiles["steal"]
+	replaced := s.exchange("work")
+	replaced.Hosts = []string{"example.net"}
+	denied("a replacement, after one was allowed", replaced, aboutWork)
+	if got := a.cfg.Profiles["steal"]; got.Hosts[0] != before.Hosts[0] || !strings.Contains(cfgFile(), "example.org") || strings.Contains(cfgFile(), "example.net") {
+		t.Fatalf("a denied replacement changed steal: %+v\n%s", got, cfgFile())
+	}
+
+	n := f.count()
+	if err := a.PutProfile(ctx, "free", s.exchange("plain"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutProfile(ctx, "c1", s.exchange("c2"), nil); err != nil { // c2 is not defined yet
+		t.Fatal(err)
+	}
+	if err := a.PutProfile(ctx, "c2", s.exchange("c1"), nil); err != nil { // a cycle: c2 → c1 → c2
+		t.Fatal(err)
+	}
+	if f.count() != n {
+		t.Fatalf("asked about trades of profiles without confirm: %+v", f.asked[n:])
+	}
+}
+
+// TestConfirmTradeAuditCaller: the token of a subject_profile traded for a request is
+// recorded in the audit log for that request's caller; one traded by a background fetch
+// (the exchanging profile's first fetch at start) names no caller.
+func TestConfirmTradeAuditCaller(t *testing.T) {
+	s := newTradeSetup(t, &fakeConfirmer{answer: allow})
+	waitState(t, s.a, "mid", StateValid) // its first fetch, in the background, traded work's token
+	caller := python(77)
+	caller.ParentPID, caller.ParentExe = 76, "/usr/bin/bash"
+	ctx := as(caller)
+	if err := s.a.Reject(ctx, "mid"); err != nil { // the next request fetches
+		t.Fatal(err)
+	}
+	if c, err := s.a.Credential(ctx, "mid", -1, nil); err != nil || c.Token != "ex-work-1" {
+		t.Fatalf("mid: %+v, %v", c, err)
+	}
+	entries, err := s.log.Read(audit.Filter{Profile: "work"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var background, forCaller int
+	for _, e := range entries {
+		switch {
+		case e.Op != audit.OpCredential || e.Result != audit.ResultOK:
+			t.Errorf("entry %+v; want only work's credential, ok", e)
+		case e.PID == 0 && e.Exe == "":
+			background++
+		case e.PID == caller.PID && e.Exe == caller.Exe && e.ParentPID == caller.ParentPID && e.ParentExe == caller.ParentExe:
+			forCaller++
+		default:
+			t.Errorf("entry %+v names another caller", e)
+		}
+	}
+	if background != 1 || forCaller != 1 {
+		t.Fatalf("work's entries: %d without a caller, %d for the request's caller; want 1 and 1: %+v", background, forCaller, entries)
+	}
+}
+
+// TestConfirmLoginLogoutPush: a login, a logout and a pushed token of a profile with
+// confirm set are asked about first, every time, each saying what it is; denied, nothing
+// happens (no login starts, no logout reaches the provider, no token is taken). Reject,
+// which only drops the cached token, is not asked about.
+func TestConfirmLoginLogoutPush(t *testing.T) {
+	answer := false
+	f := &fakeConfirmer{answer: func(context.Context, ConfirmRequest) (bool, error) { return answer, nil }}
+	clock := newFakeClock()
+	lp := &loginProvider{approve: make(chan error, 1)}
+	lp.clock = clock
+	lp.fetch = func(*fakeClock, int) (*providers.Credential, error) {
+		return nil, errors.Join(errors.New("not logged in"), providers.ErrNeedsLogin)
+	}
+	pp := &pushProvider{fakeProvider: fakeProvider{clock: clock, fetch: func(*fakeClock, int) (*providers.Credential, error) {
+		return nil, errors.Join(errors.New("nothing pushed yet"), providers.ErrNeedsLogin)
+	}}}
+	a, err := New(Options{
+		Config: &Config{Path: filepath.Join(t.TempDir(), "c.toml"), Profiles: map[string]*providers.ProfileConfig{
+			"dc":   {Provider: "dc", Confirm: providers.ConfirmOncePerExe},
+			"push": {Provider: "push", Confirm: providers.ConfirmAlways},
+		}},
+		Store: NewMemoryStore(), Clock: clock, Jitter: func() float64 { return 0.5 }, Confirmer: f,
+		Providers: map[string]providers.Factory{
+			"dc":   func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return lp, nil },
+			"push": func(*providers.ProfileConfig, providers.Env) (providers.Provider, error) { return pp, nil },
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	waitState(t, a, "dc", StateNeedsLogin)
+	ctx := as(python(1))
+	asked := func(what, profile, question string) {
+		t.Helper()
+		q := f.asked[len(f.asked)-1]
+		if q.Profile != profile || q.Operation != OpChange || q.Question() != question {
+			t.Fatalf("%s: asked %+v (%q), want %q", what, q, q.Question(), question)
+		}
+	}
+	deniedErr := func(what string, err error, want string) {
+		t.Helper()
+		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: %v; want denied with %q", what, err, want)
+		}
+	}
+
+	_, err = a.Login(ctx, "dc")
+	deniedErr("login", err, "the user denied /usr/bin/python3 (pid 1) a new login of profile dc")
+	asked("login", "dc", "/usr/bin/python3 (pid 1) asks to start a login of profile dc.")
+	if info, _ := a.Profile("dc"); info.Login != nil {
+		t.Fatalf("a denied login started: %+v", info.Login)
+	}
+	deniedErr("push", a.PushToken(ctx, "push", "pushed-1", clock.Now().Add(time.Hour)), "a token pushed into profile push")
+	asked("push", "push", "/usr/bin/python3 (pid 1) asks to push a token into profile push.")
+	if pp.pushes != 0 {
+		t.Fatalf("a denied push reached the provider %d times", pp.pushes)
+	}
+	deniedErr("logout", a.Logout(ctx, "dc"), "a logout of profile dc")
+	asked("logout", "dc", "/usr/bin/python3 (pid 1) asks to log out of profile dc.")
+	if lp.logouts != 0 {
+		t.Fatalf("a denied logout reached the provider %d times", lp.logouts)
+	}
+
+	answer = true
+	n := f.count()
+	if _, err := a.Login(ctx, "dc"); err != nil {
+		t.Fatalf("an allowed login: %v", err)
+	}
+	lp.approve <- nil
+	waitState(t, a, "dc", StateValid)
+	if err := a.PushToken(ctx, "push", "pushed-1", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("an allowed push: %v", err)
+	}
+	if err := a.PushToken(ctx, "push", "pushed-2", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("an allowed push: %v", err)
+	}
+	if err := a.Reject(ctx, "push"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count() - n; got != 3 {
+		t.Fatalf("asked %d times for a login, two pushes and a reject; want 3 (every push, no reject)", got)
+	}
+	// An approval to use the profile (once-per-exe) approves no logout.
+	if _, err := a.Credential(ctx, "dc", -1, nil); err != nil {
+		t.Fatal(err)
+	}
+	answer = false
+	deniedErr("logout after an approved use", a.Logout(ctx, "dc"), "a logout of profile dc")
+	if st := waitState(t, a, "dc", StateValid); st.Name != "dc" {
+		t.Fatal(st)
+	}
+	answer = true
+	if err := a.Logout(ctx, "dc"); err != nil {
+		t.Fatalf("an allowed logout: %v", err)
+	}
+	if lp.logouts != 1 {
+		t.Fatalf("logouts = %d, want 1", lp.logouts)
+	}
+}
+
+// TestConfirmTerminalHost: an answer given on the terminal is for the question asked: the
+// same process cannot use it for the token for another host.
+func TestConfirmTerminalHost(t *testing.T) {
+	dev, ino, ok := selfExe()
+	if !ok {
+		t.Fatal("cannot stat this test's own executable")
+	}
+	self := &Caller{PID: 5, Exe: "/usr/bin/authagent", Dev: dev, Ino: ino}
+	a, _, _ := newConfirmAgent(t, nil, map[string]*providers.ProfileConfig{
+		"work": {Confirm: providers.ConfirmAlways, Hosts: []string{"a.example.com", "b.example.com"}},
+	})
+	ua, _ := url.Parse("https://a.example.com/")
+	ub, _ := url.Parse("https://b.example.com/")
+	_, err := a.Credential(WithTerminal(as(self), TerminalAnswer{CanAsk: true}), "work", -1, ua)
+	var cr *ConfirmRequiredError
+	if !errors.As(err, &cr) || cr.ID == "" || !strings.HasSuffix(cr.Question, "for a.example.com.") {
+		t.Fatalf("Credential = %v; want a question for the terminal about a.example.com", err)
+	}
+	_, err = a.Credential(WithTerminal(as(self), TerminalAnswer{CanAsk: true, ID: cr.ID, Allow: true}), "work", -1, ub)
+	if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "fits no open question") {
+		t.Fatalf("an answer about a.example.com used for b.example.com: %v; want denied", err)
+	}
+	_, err = a.Credential(WithTerminal(as(self), TerminalAnswer{CanAsk: true}), "work", -1, ua)
+	if !errors.As(err, &cr) {
+		t.Fatalf("Credential = %v; want a question", err)
+	}
+	if c, err := a.Credential(WithTerminal(as(self), TerminalAnswer{CanAsk: true, ID: cr.ID, Allow: true}), "work", -1, ua); err != nil || c.Token != "tok" {
+		t.Fatalf("the answer for its own host: %+v, %v", c, err)
+	}
+}
+
+// TestConfirmLeftoverSecrets: secrets of a profile with confirm that a hand edit and a
+// reload removed stay in the store, but a client's definition of that name (no longer
+// served) starts without them: no profile is handed the old secret unasked. A definition
+// that replaces a served profile keeps its secret.
+func TestConfirmLeftoverSecrets(t *testing.T) {
+	f := &fakeConfirmer{answer: allow}
+	a, _, _ := newConfirmAgent(t, f, map[string]*providers.ProfileConfig{})
+	bg := context.Background()
+	secret := "old-s3cret"
+	if err := a.PutProfile(internalContext(bg), "work", &providers.ProfileConfig{Provider: "fake", Confirm: providers.ConfirmAlways}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.store.Set(bg, "work/"+providers.RefreshTokenKey, "old-refresh"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a.cfg.Path, []byte("secret_store = \"keyring\"\n"), 0o600); err != nil { // the hand edit
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.store.Get(bg, "work/"+providers.SecretKey); err != nil || got != secret {
+		t.Fatalf("after the reload the store holds %q, %v; want the old secret still there", got, err)
+	}
+	ctx := as(python(1))
+	if err := a.PutProfile(ctx, "work", &providers.ProfileConfig{Provider: "fake"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.count() != 0 {
+		t.Fatalf("asked %+v about a new profile without confirm", f.asked)
+	}
+	for _, k := range []string{providers.SecretKey, providers.RefreshTokenKey} {
+		if got, err := a.store.Get(bg, "work/"+k); !errors.Is(err, providers.ErrSecretNotFound) {
+			t.Fatalf("the new definition of work finds the old %s: %q, %v", k, got, err)
+		}
+	}
+	// Replacing a served profile keeps its secret.
+	mine := "new-s3cret"
+	if err := a.SetSecret(ctx, "work", mine); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutProfile(ctx, "work", &providers.ProfileConfig{Provider: "fake", Hosts: []string{"api.example.com"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.store.Get(bg, "work/"+providers.SecretKey); err != nil || got != mine {
+		t.Fatalf("a replaced profile's secret: %q, %v; want it kept", got, err)
 	}
 }

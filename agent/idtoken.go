@@ -97,7 +97,7 @@ func (p *profile) idToken(ctx context.Context, minValid time.Duration) (*Credent
 		}
 		return p.wrapID(c), nil
 	}
-	f := p.fetchLocked()
+	f := p.fetchForLocked(CallerFrom(ctx))
 	p.mu.Unlock()
 	select {
 	case <-f.done:

@@ -21,11 +21,18 @@ const loginTimeout = 15 * time.Minute
 // it can open a browser; without it, the profile's login key decides as for a caller
 // without a display. Errors wrap ErrBadRequest for a profile without a login or a flow it
 // cannot run, ErrLoginPending while another login waits, ErrProvider when the identity
-// provider refused to start one.
+// provider refused to start one. A profile with confirm set starts one only when the user
+// allows it (OpChange, ActionLogin: a login replaces its tokens); else ErrDenied.
 func (a *Agent) Login(ctx context.Context, name string, opts ...providers.LoginOptions) (_ *providers.Challenge, err error) {
 	defer func() { a.audit(ctx, audit.OpLogin, name, nil, err) }()
 	p, err := a.lookup(name)
 	if err != nil {
+		return nil, err
+	}
+	if _, ok := p.prov.(providers.Loginer); !ok {
+		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) has no interactive login", p.name, p.cfg.Provider))
+	}
+	if err := a.confirmAbout(ctx, p, ConfirmRequest{Operation: OpChange, Action: ActionLogin}); err != nil {
 		return nil, err
 	}
 	var o providers.LoginOptions
@@ -54,7 +61,9 @@ func (a *Agent) CancelLogin(ctx context.Context, name string) (err error) {
 	return nil
 }
 
-// Logout forgets a profile's tokens and revokes its grant where the provider can.
+// Logout forgets a profile's tokens and revokes its grant where the provider can. A
+// profile with confirm set is logged out only when the user allows it (OpChange,
+// ActionLogout), asked before anything is stopped; else ErrDenied.
 func (a *Agent) Logout(ctx context.Context, name string) (err error) {
 	defer func() { a.audit(ctx, audit.OpLogout, name, nil, err) }()
 	p, err := a.lookup(name)
@@ -64,6 +73,9 @@ func (a *Agent) Logout(ctx context.Context, name string) (err error) {
 	lo, ok := p.prov.(providers.Logouter)
 	if !ok {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) has no login to end; `authagent remove %s` forgets it and its secret", name, p.cfg.Provider, name))
+	}
+	if err := a.confirmAbout(ctx, p, ConfirmRequest{Operation: OpChange, Action: ActionLogout}); err != nil {
+		return err
 	}
 	// Stop everything that could bring the session back: a login in progress (wait for it,
 	// it may be saving a refresh token) and a refresh in flight.
@@ -260,7 +272,8 @@ var errLoginSuperseded = errors.New("superseded by a login or logout")
 // PushToken hands a token to a profile whose provider accepts pushed tokens
 // (externaljwt without command or file). A zero expiresAt means: from the token itself.
 // ctx bounds only the wait for the provider's call budget; checking and storing the token
-// run on a context of their own (up to changeTimeout).
+// run on a context of their own (up to changeTimeout). A profile with confirm set takes
+// the token only when the user allows it (OpChange, ActionPush); else ErrDenied.
 func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt time.Time) (err error) {
 	defer func() { a.audit(ctx, audit.OpPush, name, nil, err) }()
 	p, err := a.lookup(name)
@@ -273,6 +286,9 @@ func (a *Agent) PushToken(ctx context.Context, name, token string, expiresAt tim
 	}
 	if providers.HasControl(token) {
 		return providers.Mark(ErrBadRequest, fmt.Errorf("profile %s: the token contains a line break or another control character", name))
+	}
+	if err := a.confirmAbout(ctx, p, ConfirmRequest{Operation: OpChange, Action: ActionPush}); err != nil {
+		return err
 	}
 	// Checking a pushed token may fetch the issuer's keys (jwks_url): a push loop must not
 	// turn into a storm on that endpoint. Without jwks_url a push stays local.

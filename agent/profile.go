@@ -116,10 +116,11 @@ type profile struct {
 }
 
 type flight struct {
-	gen  int // loginGen when the fetch started
-	done chan struct{}
-	cred *providers.Credential
-	err  error
+	gen    int     // loginGen when the fetch started
+	caller *Caller // the caller of the request that started it; nil for a background refresh
+	done   chan struct{}
+	cred   *providers.Credential
+	err    error
 }
 
 func newProfile(a *Agent, name string, cfg *providers.ProfileConfig, prov providers.Provider) *profile {
@@ -351,7 +352,7 @@ func (p *profile) credential(ctx context.Context, minValid time.Duration) (*Cred
 		p.mu.Unlock()
 		return nil, err
 	}
-	f := p.fetchLocked()
+	f := p.fetchForLocked(CallerFrom(ctx))
 	p.mu.Unlock()
 	select {
 	case <-f.done:
@@ -385,11 +386,15 @@ func (p *profile) errorLocked() error {
 }
 
 // fetchLocked joins the fetch in flight or starts one.
-func (p *profile) fetchLocked() *flight {
+func (p *profile) fetchLocked() *flight { return p.fetchForLocked(nil) }
+
+// fetchForLocked is fetchLocked for a request of caller c: a fetch it starts carries c, so
+// that a subject_profile's token it trades is recorded for c in the audit log.
+func (p *profile) fetchForLocked(c *Caller) *flight {
 	if p.flight != nil {
 		return p.flight
 	}
-	f := &flight{done: make(chan struct{}), gen: p.loginGen}
+	f := &flight{done: make(chan struct{}), gen: p.loginGen, caller: c}
 	p.flight = f
 	if p.timer != nil {
 		p.timer.Stop()
@@ -403,6 +408,9 @@ func (p *profile) fetchLocked() *flight {
 func (p *profile) runFetch(f *flight) {
 	ctx, cancel := context.WithTimeout(p.a.ctx, max(fetchTimeout, p.cfg.Timeout.D()+5*time.Second))
 	defer cancel()
+	if f.caller != nil {
+		ctx = WithCaller(ctx, f.caller)
+	}
 	ctx, meta := providers.WithResponseMeta(ctx)
 	var cred *providers.Credential
 	var err error

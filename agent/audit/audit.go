@@ -20,8 +20,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // Entry is one line of the audit log.
@@ -74,8 +72,17 @@ const (
 	DefaultMaxBackups = 3  // rotated files kept besides the current one
 )
 
-// warnEvery bounds how often a failing write is logged.
-const warnEvery = time.Minute
+const (
+	// warnEvery bounds how often a failing write is logged.
+	warnEvery = time.Minute
+	// queueLen bounds the entries that wait for the writer; more are dropped and counted.
+	queueLen = 4096
+	// flushWait bounds how long Read and Close wait for the entries recorded before them.
+	flushWait = 2 * time.Second
+	// backupTimeFormat is the UTC timestamp in a rotated file's name (lumberjack's, which
+	// wrote the log before).
+	backupTimeFormat = "2006-01-02T15-04-05.000"
+)
 
 // DefaultPath is $XDG_STATE_HOME/authagent/audit.log, else
 // ~/.local/state/authagent/audit.log.
@@ -99,32 +106,86 @@ type Options struct {
 	Now        func() time.Time
 }
 
-// Log appends entries to an audit file. It is safe for concurrent use. Each write first
-// checks that the file at its path is the one it writes: when the file was moved away or
-// deleted, a new one is made at the path (0600, its directory 0700), so entries never go
-// to a file nobody reads.
-//
-// A write that fails (a full disk, a directory removed) is not the caller's failure: the
-// operation it records has happened already and its client waits for the answer. Record
-// therefore returns nothing; the first failure, and then at most one a minute, is logged
-// with how many entries were lost since the last report.
-type Log struct {
-	path string
-	w    *lumberjack.Logger
-	log  *slog.Logger
-	now  func() time.Time
+// NotRegularError is the failure to write or read the log because something other than a
+// regular file (a symlink, FIFO, socket, device or directory) is at its path: the log is
+// written only to a regular file, so that a FIFO nobody reads cannot stop the writer, nor
+// a symlink send entries elsewhere.
+type NotRegularError struct {
+	Path string
+	Mode fs.FileMode // what is there (its type bits)
+}
 
-	wmu sync.Mutex  // held through a write: guards w's open file and cur
-	cur os.FileInfo // the file at path when w last (re)opened it; nil: check at the next write
+func (e *NotRegularError) Error() string {
+	what := "not a regular file"
+	switch t := e.Mode.Type(); {
+	case t&fs.ModeSymlink != 0:
+		what = "a symlink"
+	case t&fs.ModeNamedPipe != 0:
+		what = "a FIFO"
+	case t&fs.ModeSocket != 0:
+		what = "a socket"
+	case t&fs.ModeDevice != 0:
+		what = "a device"
+	case t&fs.ModeDir != 0:
+		what = "a directory"
+	}
+	return fmt.Sprintf("%s is %s, not a regular file: move it away and the agent makes a new log there", e.Path, what)
+}
+
+// errBehind is why an entry was dropped: the queue to the writer is full.
+var errBehind = fmt.Errorf("%d entries wait for the disk (slow or hung); new ones are dropped until it catches up", queueLen)
+
+// Log appends entries to an audit file. It is safe for concurrent use.
+//
+// Record hands the entry to a writer goroutine and returns: it never waits for the disk,
+// so a slow or hung file system, or a FIFO at the path, cannot hold up the request it
+// records. At most 4096 entries wait for the writer; one more is dropped and counted as
+// lost. Read and Close first wait (up to 2s) until the entries recorded before them are
+// written.
+//
+// Before each batch of entries the writer checks that the file at its path is the one it
+// writes: when the file was moved away or deleted, a new one is made at the path (0600,
+// its directory 0700), so entries never go to a file nobody reads. It only ever opens a
+// regular file (on Unix one this user owns, never following a symlink, never waiting in
+// open); anything else at the path is a failed write.
+//
+// A write that fails (a full disk, a directory removed, a FIFO or symlink at the path) is
+// not the caller's failure: the operation it records has happened already and its client
+// waits for the answer. Record therefore returns nothing; the first failure, and then at
+// most one a minute, is logged with how many entries were lost since the last report.
+type Log struct {
+	path       string
+	maxBytes   int64
+	maxBackups int
+	log        *slog.Logger
+	now        func() time.Time
+
+	// The writer's: only the one writer goroutine that runs (mu hands them from one to
+	// the next) and Open touch them.
+	f     *os.File    // the file at path, open for appending; nil: open it before the next write
+	cur   os.FileInfo // f's; compared with what is at path before each batch
+	size  int64       // f's size
+	stall func()      // tests only: called by the writer before each batch
 
 	mu       sync.Mutex // guards the fields below
+	queue    []item     // waiting for the writer, oldest first
+	running  bool       // a writer goroutine drains queue
+	queued   uint64     // items ever queued
+	done     uint64     // items the writer finished with (written or lost)
+	progress chan struct{}
+	closeErr error // of the last close the writer did
 	lastWarn time.Time
 	lost     int
 }
 
+// item is one line to append (with its newline), or, when line is nil, an order to close
+// the file (Close).
+type item struct{ line []byte }
+
 // Open prepares the audit file at path: its directory is created 0700 and the file 0600
 // (an existing one is set to 0600, and ended with a newline when a crash left its last
-// line without one). Errors say which of the two could not be made.
+// line without one). Errors say which of the two could not be made; a symlink, FIFO or
+// other non-regular file at path is a *NotRegularError.
 func Open(path string, o Options) (*Log, error) {
 	if o.MaxMiB <= 0 {
 		o.MaxMiB = DefaultMaxMiB
@@ -145,118 +206,297 @@ func Open(path string, o Options) (*Log, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit log directory: %w", err)
 	}
-	fi, err := prepare(path)
+	f, fi, size, err := prepare(path)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return &Log{
-		path: path,
-		w:    &lumberjack.Logger{Filename: path, MaxSize: o.MaxMiB, MaxBackups: o.MaxBackups},
-		log:  o.Logger,
-		now:  o.Now,
-		cur:  fi,
+		path:       path,
+		maxBytes:   int64(o.MaxMiB) << 20,
+		maxBackups: o.MaxBackups,
+		log:        o.Logger,
+		now:        o.Now,
+		f:          f,
+		cur:        fi,
+		size:       size,
+		progress:   make(chan struct{}),
 	}, nil
 }
 
-// prepare creates the file at path 0600 (so that lumberjack appends to it and keeps its
-// mode on rotation), sets an existing one to 0600, ends it with a newline when it does not
-// end in one (a line cut short by a crash would otherwise swallow the next entry), and
-// returns what it opened. path's directory must exist.
-func prepare(path string) (os.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+// prepare opens the regular file at path for appending, creating it 0600, sets an existing
+// one to 0600, ends it with a newline when it does not end in one (a line cut short by a
+// crash would otherwise swallow the next entry), and returns it with its size. path's
+// directory must exist.
+func prepare(path string) (*os.File, os.FileInfo, int64, error) {
+	f, fi, err := openFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	defer f.Close()
-	if err := f.Chmod(0o600); err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if n := fi.Size(); n > 0 {
+	size := fi.Size()
+	err = f.Chmod(0o600)
+	if err == nil && size > 0 {
 		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, n-1); err != nil {
-			return nil, err
-		}
-		if last[0] != '\n' {
-			if _, err := f.Write([]byte{'\n'}); err != nil {
-				return nil, err
-			}
+		if _, err = f.ReadAt(last, size-1); err == nil && last[0] != '\n' {
+			_, err = f.Write([]byte{'\n'})
+			size++
 		}
 	}
-	return fi, f.Close()
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	return f, fi, size, nil
 }
 
-// reopen makes the next write go to the file at l.path when that is not the file w
-// writes: one moved away or deleted (w would go on writing the old or unlinked file), or
-// one rotated by lumberjack (harmless: reopened once). A missing file, or directory, is
-// made again, 0600 and 0700. l.wmu is held.
+// reopen makes the next write go to the file at l.path when that is not the file l.f:
+// one moved away or deleted (l.f would go on writing the old or unlinked file), or one
+// rotated. A missing file, or directory, is made again, 0600 and 0700. Only the writer
+// calls it.
 func (l *Log) reopen() error {
-	fi, err := os.Stat(l.path)
-	if err == nil && l.cur != nil && os.SameFile(fi, l.cur) {
+	fi, err := os.Lstat(l.path)
+	if err == nil && l.f != nil && os.SameFile(fi, l.cur) {
 		return nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := l.w.Close(); err != nil {
-		l.failed(fmt.Errorf("close the audit file that moved: %w", err))
+	if cerr := l.closeFile(); cerr != nil {
+		l.failed(0, fmt.Errorf("close the audit file that moved: %w", cerr))
 	}
-	l.cur = nil
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
+	if err != nil { // not there: maybe its directory is gone too
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
+			return err
+		}
+	}
+	f, fi, size, err := prepare(l.path)
+	if err != nil {
 		return err
 	}
-	if fi, err = prepare(l.path); err != nil {
+	l.f, l.cur, l.size = f, fi, size
+	return nil
+}
+
+// closeFile closes l.f, if open. Only the writer calls it.
+func (l *Log) closeFile() error {
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f, l.cur, l.size = nil, nil, 0
+	return err
+}
+
+// rotate renames the file at l.path to NAME-TIMESTAMP.EXT (the time in UTC to the
+// millisecond, as lumberjack named them), opens a new one at l.path and removes the
+// oldest rotated files beyond l.maxBackups. Only the writer calls it, with l.f open.
+func (l *Log) rotate() error {
+	// Only the file l.f writes is renamed: whatever else is at the path now is for the
+	// reopen that follows to refuse.
+	fi, err := os.Lstat(l.path)
+	same := err == nil && os.SameFile(fi, l.cur)
+	if cerr := l.closeFile(); cerr != nil {
+		l.failed(0, fmt.Errorf("close the audit file to rotate it: %w", cerr))
+	}
+	if same {
+		dir, base := filepath.Split(l.path)
+		ext := filepath.Ext(base)
+		prefix := strings.TrimSuffix(base, ext) + "-"
+		t := l.now().UTC()
+		name := filepath.Join(dir, prefix+t.Format(backupTimeFormat)+ext)
+		for { // never over an existing one: two rotations within a millisecond
+			if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			t = t.Add(time.Millisecond)
+			name = filepath.Join(dir, prefix+t.Format(backupTimeFormat)+ext)
+		}
+		if err := os.Rename(l.path, name); err != nil {
+			return err
+		}
+	}
+	if err := l.reopen(); err != nil {
 		return err
 	}
-	l.cur = fi
+	if files, err := logFiles(l.path); err == nil {
+		backups := files[:len(files)-1]
+		for _, old := range backups[:max(len(backups)-l.maxBackups, 0)] {
+			if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				l.failed(0, fmt.Errorf("remove an old rotated audit file: %w", err))
+			}
+		}
+	}
 	return nil
 }
 
 // Path is the file the log writes.
 func (l *Log) Path() string { return l.path }
 
-// Record appends e as one line, with Time set to now when it is zero. See Log for what
-// happens when the write fails.
+// Record queues e to be appended as one line, with Time set to now when it is zero, and
+// returns at once. See Log for what happens when the write fails or the queue is full.
 func (l *Log) Record(e Entry) {
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
 	e.Time = e.Time.UTC()
 	line, err := json.Marshal(e)
-	if err == nil {
-		l.wmu.Lock()
-		if err = l.reopen(); err == nil {
-			// One Write per line, under wmu: lines never mix.
-			_, err = l.w.Write(append(line, '\n'))
-		}
-		l.wmu.Unlock()
-	}
 	if err != nil {
-		l.failed(err)
-	}
-}
-
-func (l *Log) failed(err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lost++
-	now := l.now()
-	if !l.lastWarn.IsZero() && now.Sub(l.lastWarn) < warnEvery {
+		l.failed(1, err)
 		return
 	}
-	l.log.Warn("cannot write the audit log; requests are still served", "path", l.path, "lost_entries", l.lost, "error", err)
-	l.lastWarn, l.lost = now, 0
+	l.mu.Lock()
+	if len(l.queue) >= queueLen {
+		l.mu.Unlock()
+		l.failed(1, errBehind)
+		return
+	}
+	l.enqueue(item{line: append(line, '\n')})
+	l.mu.Unlock()
 }
 
-// Close closes the file; a later Record opens it again.
+// enqueue adds it to the queue, starts a writer when none runs, and returns the number
+// the writer's done count reaches once it is handled. l.mu is held.
+func (l *Log) enqueue(it item) uint64 {
+	l.queue = append(l.queue, it)
+	l.queued++
+	if !l.running {
+		l.running = true
+		go l.drain()
+	}
+	return l.queued
+}
+
+// drain is the writer: it writes what is queued, batch by batch, until the queue is
+// empty, then ends (the next Record starts another).
+func (l *Log) drain() {
+	for {
+		l.mu.Lock()
+		batch := l.queue
+		l.queue = nil
+		if len(batch) == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		if l.stall != nil {
+			l.stall()
+		}
+		closed, closeErr := l.write(batch)
+		l.mu.Lock()
+		if closed {
+			l.closeErr = closeErr
+		}
+		l.done += uint64(len(batch))
+		close(l.progress)
+		l.progress = make(chan struct{})
+		l.mu.Unlock()
+	}
+}
+
+// write appends batch's lines to the file, rotating it on the way when it would grow past
+// l.maxBytes, with one write per run of lines, and closes the file where batch says so.
+// Lines it cannot write are reported as lost. Only the writer calls it.
+func (l *Log) write(batch []item) (closed bool, closeErr error) {
+	var buf []byte
+	n := 0 // lines in buf
+	var err error
+	open := false // reopen ran for this batch
+	put := func() {
+		if n == 0 {
+			return
+		}
+		if err == nil && !open {
+			err, open = l.reopen(), true
+		}
+		if err == nil {
+			var w int
+			w, err = l.f.Write(buf)
+			l.size += int64(w)
+		}
+		if err != nil {
+			l.failed(n, err)
+		}
+		buf, n = buf[:0], 0
+	}
+	for _, it := range batch {
+		if it.line == nil {
+			put()
+			closed, closeErr, open = true, l.closeFile(), false
+			err = nil // a later Record opens it again
+			continue
+		}
+		if err == nil && !open {
+			err, open = l.reopen(), true
+		}
+		if err == nil && l.size+int64(len(buf)+len(it.line)) > l.maxBytes && l.size+int64(len(buf)) > 0 {
+			put()
+			if err == nil {
+				err = l.rotate()
+			}
+		}
+		buf = append(buf, it.line...)
+		n++
+	}
+	put()
+	return closed, closeErr
+}
+
+// failed reports n entries lost to err (n 0: a failure that lost none): the first
+// failure, and then at most one a minute, is logged with the entries lost since the last
+// report, this one's first.
+func (l *Log) failed(n int, err error) {
+	l.mu.Lock()
+	now := l.now()
+	l.lost += n
+	if !l.lastWarn.IsZero() && now.Sub(l.lastWarn) < warnEvery {
+		l.mu.Unlock()
+		return
+	}
+	carry := max(n-1, 0) // the others of this batch count toward the next report
+	lost := l.lost - carry
+	l.lastWarn, l.lost = now, carry
+	l.mu.Unlock()
+	l.log.Warn("cannot write the audit log; requests are still served", "path", l.path, "lost_entries", lost, "error", err)
+}
+
+// flush waits until the entries recorded before it was called are written (or lost), at
+// most for wait, and reports whether they were.
+func (l *Log) flush(wait time.Duration) bool {
+	l.mu.Lock()
+	return l.waitFor(l.queued, wait)
+}
+
+// waitFor waits until the writer's done count reaches target, at most for wait, and
+// reports whether it did. l.mu is held, and released.
+func (l *Log) waitFor(target uint64, wait time.Duration) bool {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for l.done < target {
+		ch := l.progress
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		}
+		l.mu.Lock()
+	}
+	l.mu.Unlock()
+	return true
+}
+
+// Close writes the entries recorded before it and closes the file; a later Record opens
+// it again. When the writer does not finish within 2s (a hung disk) Close returns an
+// error saying so, and the writer closes the file when it does.
 func (l *Log) Close() error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	l.cur = nil // checked and prepared again before the next write
-	return l.w.Close()
+	l.mu.Lock()
+	target := l.enqueue(item{}) // past queueLen if need be: it holds no entry
+	if !l.waitFor(target, flushWait) {
+		return fmt.Errorf("close audit log %s: its writer is still busy (a hung disk?); it closes the file when done", l.path)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closeErr
 }
 
 // Filter selects entries to read.
@@ -266,14 +506,20 @@ type Filter struct {
 	Limit   int       // at most this many, the newest; 0 for all
 }
 
-// Read is the log's entries that f selects, oldest first.
-func (l *Log) Read(f Filter) ([]Entry, error) { return Read(l.path, f) }
+// Read is the log's entries that f selects, oldest first, with those recorded before the
+// call: it first waits for the writer to write them, up to 2s (a hung disk: Read answers
+// with what is in the files).
+func (l *Log) Read(f Filter) ([]Entry, error) {
+	l.flush(flushWait)
+	return Read(l.path, f)
+}
 
 // Read reads the audit file at path and the rotated files beside it from the newest entry
 // back, until it has f.Limit entries or meets one older than f.Since, and returns what f
 // selects, oldest first; so its cost grows with what it returns, not with the size of the
 // log. A line that is not an entry (cut short by a crash, edited by hand) is skipped. A
-// missing file is an empty log.
+// missing file is an empty log; a symlink, FIFO or other non-regular file at path is a
+// *NotRegularError (rotated files other than regular ones are skipped).
 func Read(path string, f Filter) ([]Entry, error) {
 	files, err := logFiles(path)
 	if err != nil {
@@ -337,15 +583,11 @@ const maxLine = 64 << 10
 // eachLineBackward calls fn with each non-blank line of the file name, the last line
 // first, until fn returns false. Lines longer than maxLine are skipped.
 func eachLineBackward(name string, fn func(line []byte) bool) error {
-	file, err := os.Open(name)
+	file, fi, err := openFile(name, os.O_RDONLY)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil {
-		return err
-	}
 	pos := fi.Size()
 	var carry []byte  // the end part of a line whose start is in a block not read yet
 	skipping := false // carry grew past maxLine: drop that line

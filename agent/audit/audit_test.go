@@ -24,6 +24,15 @@ func entry(i int) Entry {
 	}
 }
 
+// settle waits until the entries recorded so far are written (or lost), as Read does
+// before it reads, for tests that read the files themselves.
+func settle(t *testing.T, l *Log) {
+	t.Helper()
+	if !l.flush(time.Minute) {
+		t.Fatal("the writer did not finish the entries recorded within a minute")
+	}
+}
+
 func mode(t *testing.T, path string) os.FileMode {
 	t.Helper()
 	fi, err := os.Stat(path)
@@ -90,7 +99,11 @@ func TestRotation(t *testing.T) {
 	n := 3*(1<<20)/(len(line)+1) + 100 // a bit over three files' worth
 	for i := range n {
 		l.Record(entry(i))
+		if i%1000 == 999 { // the queue holds 4096: let the writer keep up
+			settle(t, l)
+		}
 	}
+	settle(t, l)
 	files, err := logFiles(path)
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +170,7 @@ func TestConcurrentWriters(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	settle(t, l)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -255,11 +269,13 @@ func TestWriteFailureReported(t *testing.T) {
 	for range 5 {
 		l.Record(entry(0))
 	}
+	settle(t, l)
 	if got := strings.Count(logs.String(), "cannot write the audit log"); got != 1 {
 		t.Fatalf("5 failed writes within a minute logged %d times, want once:\n%s", got, logs.String())
 	}
 	now = now.Add(61 * time.Second)
 	l.Record(entry(1))
+	settle(t, l)
 	if got := strings.Count(logs.String(), "cannot write the audit log"); got != 2 {
 		t.Fatalf("a failed write a minute later: logged %d times in all, want twice:\n%s", got, logs.String())
 	}
@@ -280,6 +296,7 @@ func TestReopenMovedOrDeleted(t *testing.T) {
 	}
 	defer l.Close()
 	l.Record(entry(0))
+	settle(t, l)
 	moved := filepath.Join(t.TempDir(), "moved.log")
 	if err := os.Rename(path, moved); err != nil {
 		t.Fatal(err)
@@ -287,6 +304,7 @@ func TestReopenMovedOrDeleted(t *testing.T) {
 	l.Record(entry(1))
 	readBack := func(p string) []int {
 		t.Helper()
+		settle(t, l)
 		got, err := Read(p, Filter{})
 		if err != nil {
 			t.Fatal(err)
@@ -375,5 +393,123 @@ func TestOpenEndsCutLine(t *testing.T) {
 	l2.Close()
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Errorf("Open changed a file that ends in a newline:\n%q\nwas\n%q", after, before)
+	}
+}
+
+// guard runs fn in a goroutine and fails the test when it has not returned within a
+// minute: fn must not block (on a hung disk, a FIFO). The minute is a guard against a
+// hang, not a measure of speed.
+func guard(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatalf("%s blocked", what)
+	}
+}
+
+// TestQueueFullDrops: while the writer hangs (a hung disk), Record still returns at once:
+// 4096 entries wait, further ones are dropped and counted, logged at once and then once a
+// minute with the number lost; Read answers with what is on disk, and Close says the
+// writer is busy. Once the writer goes on, every entry that waited is written, in order.
+func TestQueueFullDrops(t *testing.T) {
+	var logs bytes.Buffer
+	var clockMu sync.Mutex
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	l, err := Open(filepath.Join(t.TempDir(), "audit.log"), Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Now: func() time.Time {
+			clockMu.Lock()
+			defer clockMu.Unlock()
+			return now
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	l.stall = func() { // the disk hangs until release
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	l.Record(entry(0))
+	guard(t, "the writer's start", func() { <-entered })
+	const dropped = 5
+	guard(t, "Record while the writer hangs", func() {
+		for i := range queueLen + dropped {
+			l.Record(entry(1 + i))
+		}
+	})
+	if got := strings.Count(logs.String(), "cannot write the audit log"); got != 1 || !strings.Contains(logs.String(), "lost_entries=1 ") {
+		t.Fatalf("%d entries dropped within a minute: logged %d times, want once with lost_entries=1:\n%s", dropped, got, logs.String())
+	}
+	clockMu.Lock()
+	now = now.Add(61 * time.Second)
+	clockMu.Unlock()
+	guard(t, "Record while the writer hangs", func() { l.Record(entry(1 + queueLen + dropped)) })
+	if got := strings.Count(logs.String(), "cannot write the audit log"); got != 2 || !strings.Contains(logs.String(), fmt.Sprintf("lost_entries=%d ", dropped)) {
+		t.Fatalf("a drop a minute later: logged %d times in all, want twice, the second with lost_entries=%d:\n%s", got, dropped, logs.String())
+	}
+	guard(t, "Read while the writer hangs", func() {
+		if got, err := l.Read(Filter{}); err != nil || len(got) != 0 {
+			t.Errorf("Read while the writer hangs: %d entries, %v; want what is on disk: none", len(got), err)
+		}
+	})
+	guard(t, "Close while the writer hangs", func() {
+		if err := l.Close(); err == nil || !strings.Contains(err.Error(), "busy") {
+			t.Errorf("Close while the writer hangs: %v; want an error that says the writer is busy", err)
+		}
+	})
+	close(release)
+	got, err := l.Read(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1+queueLen {
+		t.Fatalf("%d entries written, want the one the writer held and the %d that waited", len(got), queueLen)
+	}
+	for i, e := range got {
+		if e.PID != 1000+i {
+			t.Fatalf("entry %d has pid %d, want %d", i, e.PID, 1000+i)
+		}
+	}
+	// The Close that waited closed the file once done; a later Record opens it again.
+	l.Record(entry(9999))
+	if last, err := l.Read(Filter{Limit: 1}); err != nil || len(last) != 1 || last[0].PID != 1000+9999 {
+		t.Errorf("after the writer caught up: newest %+v, %v; want pid %d", last, err, 1000+9999)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestReadSeesRecorded: Read (what GET /v1/audit and `authagent audit` use) has every
+// entry recorded before it, even when the writer is slow.
+func TestReadSeesRecorded(t *testing.T) {
+	l, err := Open(filepath.Join(t.TempDir(), "audit.log"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.stall = func() { time.Sleep(20 * time.Millisecond) } // a slow disk
+	for i := range 5 {
+		for j := range 3 {
+			l.Record(entry(3*i + j))
+		}
+		got, err := l.Read(Filter{Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].PID != 1000+3*i+1 || got[1].PID != 1000+3*i+2 {
+			t.Fatalf("Read right after recording pids %d..%d: %+v; want the last two", 1000+3*i, 1000+3*i+2, got)
+		}
 	}
 }

@@ -259,7 +259,13 @@ func TestAuditRefused(t *testing.T) {
 			t.Fatalf("status from another uid: %v, want forbidden", err)
 		}
 	}
-	entries, err := audit.Read(logPath, audit.Filter{})
+	var entries []audit.Entry
+	var err error
+	// The log's writer runs behind the requests (package audit): wait for the entry.
+	for deadline := time.Now().Add(10 * time.Second); len(entries) == 0 && err == nil && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		entries, err = audit.Read(logPath, audit.Filter{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
