@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,11 @@ go version
 	}
 	if n := strings.Count(text, "X-API-Key: demo-key-0123456789"); n < 2 {
 		t.Errorf("the key was served %d times, want before and after the restart:\n%s", n, text)
+	}
+	// The demo ends with the audit log: curl's use by URL is there, named, without the key.
+	_, audit, _ := strings.Cut(text, "authagent audit --profile hub")
+	if !regexp.MustCompile(`credential\s+ok\s+api\.example\.com\s+curl \(\d+\)`).MatchString(audit) || strings.Contains(audit, "demo-key") {
+		t.Errorf("the demo's audit log lacks curl's use, or holds the key:\n%s", audit)
 	}
 }
 
