@@ -464,17 +464,8 @@ func (a *Agent) PutProfile(ctx context.Context, name string, pc *providers.Profi
 		// Secrets of a profile a reload removed stay in the store under its name: a new
 		// definition starts without them, as after a removal, and is not handed the old
 		// profile's secret unasked.
-		gl := a.grantLock(name)
-		gl.Lock()
-		var errs []error
-		for _, k := range providers.AllSecretKeys {
-			if err := (secretView{a: a, prefix: name + "/"}).Delete(ctx, k); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		gl.Unlock()
-		if len(errs) > 0 {
-			return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is not defined: deleting the secrets an earlier profile of that name left in the store failed, try again: %w", name, errors.Join(errs...)))
+		if err := a.deleteSecrets(ctx, name); err != nil {
+			return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is not defined: deleting the secrets an earlier profile of that name left in the store failed, try again: %w", name, err))
 		}
 	}
 	var undo func(context.Context) error
@@ -642,19 +633,9 @@ func (a *Agent) DeleteProfile(ctx context.Context, name string) (err error) {
 	a.profiles.remove(name)
 	a.mu.Unlock()
 	p.stop()
-	// A refresh still in flight would store its rotated token after we deleted it.
-	gl := a.grantLock(name)
-	gl.Lock()
-	var errs []error
-	for _, k := range providers.AllSecretKeys {
-		if err := (secretView{a: a, prefix: name + "/"}).Delete(ctx, k); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	gl.Unlock()
-	if len(errs) > 0 {
+	if err := a.deleteSecrets(ctx, name); err != nil {
 		a.revive(p)
-		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is kept: deleting its secrets failed, try again: %w", name, errors.Join(errs...)))
+		return providers.Mark(ErrUnavailable, fmt.Errorf("profile %s is kept: deleting its secrets failed, try again: %w", name, err))
 	}
 	a.fileMu.Lock()
 	path := a.cfg.Path
@@ -852,4 +833,20 @@ func (s *profileSet) remove(name string) {
 		s.hosts.remove(name, old.cfg.Hosts)
 		delete(s.byName, name)
 	}
+}
+
+// deleteSecrets deletes every secret stored under the profile name (providers.AllSecretKeys),
+// under the name's grant lock, so that a refresh still in flight cannot store a rotated
+// token after it. It tries every key and joins the errors of those that failed.
+func (a *Agent) deleteSecrets(ctx context.Context, name string) error {
+	gl := a.grantLock(name)
+	gl.Lock()
+	defer gl.Unlock()
+	var errs []error
+	for _, k := range providers.AllSecretKeys {
+		if err := (secretView{a: a, prefix: name + "/"}).Delete(ctx, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
