@@ -97,6 +97,7 @@ type profile struct {
 	stopped     bool
 	stopping    chan struct{}      // closed by stop
 	stopWatch   context.CancelFunc // ends a Watcher's watch
+	sourceDirty bool               // the token source changed while a fetch was in flight
 	lastState   State
 
 	// The ID token (see idtoken.go) rides on cred. idWanted: the profile serves ID tokens
@@ -156,6 +157,9 @@ func (p *profile) sourceChanged() {
 		return
 	}
 	p.retryAt = time.Time{}
+	if p.flight != nil {
+		p.sourceDirty = true // the fetch in flight may predate the change: see runFetch
+	}
 	p.fetchLocked()
 }
 
@@ -449,6 +453,16 @@ func (p *profile) runFetch(f *flight) {
 	}
 	close(f.done)
 	p.notifyLocked(true)
+	// The token source changed while this fetch ran (sourceChanged joined it): the fetch
+	// may have read the source before the change and failed for want of it. One more
+	// fetch takes the change; a fetch that worked needs none.
+	if p.sourceDirty {
+		p.sourceDirty = false
+		if err != nil && f.gen == p.loginGen && !p.stopped && p.loginCancel == nil {
+			p.retryAt = time.Time{}
+			p.fetchLocked()
+		}
+	}
 }
 
 func (p *profile) succeededLocked(now time.Time, cred *providers.Credential) {

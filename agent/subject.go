@@ -67,12 +67,18 @@ func (a *Agent) subjectCycle(from, subject string) error {
 }
 
 // profileChanged is providers.Env.ProfileChanged: it calls changed for every event that
-// shows profile name with a usable credential, until ctx ends. A subscription the bus drops
-// for falling behind is renewed, with one call of changed for what may have been missed.
+// shows profile name with a usable credential, until ctx ends, and once at the start when
+// it is usable already. A subscription the bus drops for falling behind is renewed, with
+// one call of changed for what may have been missed.
 func (a *Agent) profileChanged(ctx context.Context, name string, changed func()) {
 	for first := true; ctx.Err() == nil; first = false {
 		sub := a.Subscribe()
-		if !first {
+		switch {
+		case !first:
+			changed()
+		case a.usableNow(name):
+			// The profile may have become usable before this subscription began (the
+			// watch starts on a goroutine of its own): its event came too early to be seen.
 			changed()
 		}
 		a.watchProfile(ctx, sub, name, changed)
@@ -99,4 +105,10 @@ func (a *Agent) watchProfile(ctx context.Context, sub *Subscription, name string
 			}
 		}
 	}
+}
+
+// usableNow reports whether profile name is served and valid at this moment.
+func (a *Agent) usableNow(name string) bool {
+	info, err := a.Profile(name)
+	return err == nil && info.State == StateValid
 }
