@@ -6,13 +6,12 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/authagent/authagent/assets"
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/ipc/wire"
 )
 
 // Menu is what the tray shows: its icon's status, its tooltip and its menu.
@@ -333,35 +332,22 @@ func LastUses(uses map[string]ipc.AuditEntry, entries []ipc.AuditEntry) map[stri
 func lastUseItem(e ipc.AuditEntry, now time.Time) Item {
 	who := "an unknown program"
 	if e.Exe != "" {
-		who = printable(filepath.Base(e.Exe))
+		who = wire.Printable(filepath.Base(e.Exe))
 	}
 	if who == "authagent" && e.ParentExe != "" {
-		who = printable(filepath.Base(e.ParentExe)) + " (via authagent)"
+		who = wire.Printable(filepath.Base(e.ParentExe)) + " (via authagent)"
 	}
-	tip := fmt.Sprintf("%s at %s", printable(e.Op), e.Time.Local().Format("2006-01-02 15:04:05"))
+	tip := fmt.Sprintf("%s at %s", wire.Printable(e.Op), e.Time.Local().Format("2006-01-02 15:04:05"))
 	if e.Host != "" {
-		tip += " for " + printable(e.Host)
+		tip += " for " + wire.Printable(e.Host)
 	}
 	if e.Exe != "" {
-		tip += fmt.Sprintf("\nby %s (pid %d)", printable(e.Exe), e.PID)
+		tip += fmt.Sprintf("\nby %s (pid %d)", wire.Printable(e.Exe), e.PID)
 	}
 	if e.ParentExe != "" {
-		tip += fmt.Sprintf(", run by %s (pid %d)", printable(e.ParentExe), e.ParentPID)
+		tip += fmt.Sprintf(", run by %s (pid %d)", wire.Printable(e.ParentExe), e.ParentPID)
 	}
 	return Item{Title: "Last used by " + clip(who, 50) + " " + ago(now.Sub(e.Time)), Tooltip: tip + "\n`authagent audit` shows more"}
-}
-
-// printable is s, or s quoted with Go escapes (strconv.QuoteToGraphic) when it holds a
-// rune that is not graphic: a control character such as ESC or a newline, a format
-// character such as U+202E (which turns the text after it around), or invalid UTF-8.
-// A program's name is the caller's to choose; it must not restyle or forge the menu.
-func printable(s string) string {
-	for _, r := range s {
-		if r == utf8.RuneError || !strconv.IsGraphic(r) {
-			return strconv.QuoteToGraphic(s)
-		}
-	}
-	return s
 }
 
 // ago says how long ago, to the minute: "just now", "2 min ago", "3 h ago", "2 days ago".

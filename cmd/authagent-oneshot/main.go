@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authagent/authagent/cmd/internal/execself"
 	"github.com/authagent/authagent/credhelper"
 	"github.com/authagent/authagent/ipc/oneshot"
 	"github.com/authagent/authagent/ipc/wire"
@@ -175,7 +176,7 @@ func (c *call) login(ctx context.Context, name string) error {
 func handOver(argv []string) int {
 	full, err := fullBinary()
 	if err == nil {
-		err = execReplace(full, argv, os.Environ())
+		err = execself.Replace(full, argv, os.Environ())
 	}
 	fmt.Fprintf(os.Stderr, "authagent: %v\n", err)
 	return 1

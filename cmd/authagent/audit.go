@@ -4,15 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/ipc/wire"
 )
 
 func newAuditCmd(c *cli) *cobra.Command {
@@ -61,7 +60,7 @@ through the agent.`,
 			fmt.Fprintln(tw, "TIME\tPROFILE\tOP\tRESULT\tHOST\tCALLER")
 			for _, e := range entries {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"),
-					dash(printable(e.Profile)), printable(e.Op), printable(e.Result), dash(printable(e.Host)), callerText(e))
+					dash(wire.Printable(e.Profile)), wire.Printable(e.Op), wire.Printable(e.Result), dash(wire.Printable(e.Host)), callerText(e))
 			}
 			return tw.Flush()
 		},
@@ -91,31 +90,17 @@ func callerText(e ipc.AuditEntry) string {
 		return "-"
 	}
 	var b strings.Builder
-	b.WriteString(printable(baseOr(e.Exe, "?")))
+	b.WriteString(wire.Printable(baseOr(e.Exe, "?")))
 	if e.PID != 0 {
 		fmt.Fprintf(&b, " (%d)", e.PID)
 	}
 	if e.ParentExe != "" {
-		b.WriteString(" via " + printable(filepath.Base(e.ParentExe)))
+		b.WriteString(" via " + wire.Printable(filepath.Base(e.ParentExe)))
 	}
 	if e.UID != nil {
 		fmt.Fprintf(&b, " uid %d", *e.UID)
 	}
 	return b.String()
-}
-
-// printable is s, or s quoted with Go escapes (strconv.QuoteToGraphic) when it holds a
-// rune that is not graphic: a control character (ESC, a tab or newline that would break
-// the table), a format character such as U+202E (which turns the text after it around),
-// or invalid UTF-8. A program's name is the caller's to choose; it must not restyle the
-// terminal or forge a row.
-func printable(s string) string {
-	for _, r := range s {
-		if r == utf8.RuneError || !strconv.IsGraphic(r) {
-			return strconv.QuoteToGraphic(s)
-		}
-	}
-	return s
 }
 
 func baseOr(path, none string) string {

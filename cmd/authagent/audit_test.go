@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/authagent/authagent/ipc"
+	"github.com/authagent/authagent/ipc/wire"
 )
 
 // TestCallerTextEscapes: the audit table shows a program name holding ESC, a tab or
@@ -35,8 +36,8 @@ func TestCallerTextEscapes(t *testing.T) {
 		"x\x1b]8;;http://e\x07y": `"x\x1b]8;;http://e\ay"`,
 		"\xff":                   `"\xff"`,
 	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		if got := wire.Printable(in); got != want {
+			t.Errorf("wire.Printable(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/authagent/authagent/cmd/internal/execself"
 	"github.com/authagent/authagent/credhelper"
 	"github.com/authagent/authagent/ipc"
 	"github.com/authagent/authagent/providers/apikey"
@@ -82,7 +83,7 @@ that is not found exits 127, and one that cannot be run (not executable) 126.`,
 				return err
 			}
 			env := append(withoutVar(os.Environ(), "AUTHAGENT_TOKEN"), "AUTHAGENT_TOKEN="+cred.Token)
-			return cannotRun(args[1], execReplace(path, args[1:], env))
+			return cannotRun(args[1], execself.Replace(path, args[1:], env))
 		},
 	}
 	return cmd

@@ -489,11 +489,7 @@ func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *agen
 }
 
 func (s *Server) reject(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agent.Reject(r.Context(), r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.Agent.Reject(r.Context(), r.PathValue("name")))
 }
 
 // login starts a login; the body (a LoginRequest) is optional.
@@ -522,19 +518,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelLogin(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agent.CancelLogin(r.Context(), r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.Agent.CancelLogin(r.Context(), r.PathValue("name")))
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agent.Logout(r.Context(), r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.Agent.Logout(r.Context(), r.PathValue("name")))
 }
 
 func (s *Server) pushToken(w http.ResponseWriter, r *http.Request) {
@@ -547,11 +535,7 @@ func (s *Server) pushToken(w http.ResponseWriter, r *http.Request) {
 	if tp.ExpiresAt != nil {
 		exp = *tp.ExpiresAt
 	}
-	if err := s.Agent.PushToken(r.Context(), r.PathValue("name"), tp.Token, exp); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.Agent.PushToken(r.Context(), r.PathValue("name"), tp.Token, exp))
 }
 
 func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
@@ -581,11 +565,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pc := spec.ProfileConfig
-	if err := s.Agent.PutProfile(r.Context(), r.PathValue("name"), &pc, spec.Secret); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.Agent.PutProfile(r.Context(), r.PathValue("name"), &pc, spec.Secret))
 }
 
 // profileSpec is the body of PUT /v1/profiles/{name} (ipc.ProfileSpec) as the agent reads
@@ -602,19 +582,11 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := s.Agent.SetSecret(r.Context(), r.PathValue("name"), sp.Secret); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.Agent.SetSecret(r.Context(), r.PathValue("name"), sp.Secret))
 }
 
 func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agent.DeleteProfile(r.Context(), r.PathValue("name")); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.noContent(w, r, s.Agent.DeleteProfile(r.Context(), r.PathValue("name")))
 }
 
 // events streams profile changes as newline-delimited JSON, one flushed line per event.
@@ -1028,4 +1000,13 @@ func apiTime(t time.Time) *time.Time {
 	}
 	u := t.UTC().Truncate(time.Second)
 	return &u
+}
+
+// noContent answers a change that returns nothing: 204, or err as the API's error.
+func (s *Server) noContent(w http.ResponseWriter, r *http.Request, err error) {
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits of GET /v1/audit's limit parameter.
@@ -33,4 +34,19 @@ func (q AuditQuery) Values() url.Values {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
 	return v
+}
+
+// Printable is s as it may be shown to the user in a terminal or a menu: s itself, or s
+// quoted with Go escapes (strconv.QuoteToGraphic) when it holds a rune that is not
+// graphic — a control character (ESC, a tab or newline that would break a table row), a
+// format character such as U+202E (which turns the text after it around), or invalid
+// UTF-8. An audit entry's program names and hosts are the caller's to choose; shown raw
+// they could restyle the terminal or forge a row or a menu item.
+func Printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsGraphic(r) {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }

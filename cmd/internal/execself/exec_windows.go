@@ -1,4 +1,4 @@
-package main
+package execself
 
 import (
 	"errors"
@@ -6,10 +6,10 @@ import (
 	"os/exec"
 )
 
-// execReplace runs the program at path with this process's standard streams and exits
+// Replace runs the program at path with this process's standard streams and exits
 // with its status, since Windows cannot replace a process's program: on success it does
 // not return. The error is the one starting it gave.
-func execReplace(path string, argv, env []string) error {
+func Replace(path string, argv, env []string) error {
 	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	err := cmd.Run()
 	var ee *exec.ExitError
