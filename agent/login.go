@@ -135,6 +135,14 @@ func (p *profile) startLogin(ctx context.Context, opts providers.LoginOptions) (
 		return nil, providers.Mark(ErrBadRequest, fmt.Errorf("profile %s (%s) logs in with the device flow only", p.name, p.cfg.Provider))
 	}
 	p.mu.Lock()
+	for p.loginCancel == nil && p.loginDone != nil && !isClosed(p.loginDone) {
+		// The last login has ended but its goroutine has yet to record how: let it, so
+		// the audit log shows that login's end before this one's start.
+		done := p.loginDone
+		p.mu.Unlock()
+		<-done
+		p.mu.Lock()
+	}
 	if p.loginCancel != nil {
 		var where string
 		switch {
