@@ -275,9 +275,9 @@ func TestSmallerEdges(t *testing.T) {
 		if r := runIn(t, gitEnv, e.dir, in, authagentBin, "git-credential", "erase"); r.code != 0 {
 			t.Fatalf("git-credential erase: %s", r)
 		}
-		if !strings.Contains(a.Log(), "credential rejected") {
-			t.Fatalf("the erase did not reach the agent:\n%s", a.Log())
-		}
+		a.waitLog("saying the erase reached the agent", func(line string) bool {
+			return strings.Contains(line, "credential rejected")
+		})
 		waitFor(t, "loc valid again", func() bool {
 			l := listProfiles(t, e)
 			return len(l.Profiles) == 1 && l.Profiles[0].State == "valid"
