@@ -83,6 +83,9 @@ func (d *Desktop) Confirm(ctx context.Context, req agent.ConfirmRequest) (bool, 
 	// named ActionInvoked.
 	var owner string
 	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, notificationsName).Store(&owner); err != nil {
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("find the notification server: %w: %w", agent.ErrNoAnswer, ctx.Err())
+		}
 		return false, fmt.Errorf("no notification server on the session bus (%s): %w", notificationsName, err)
 	}
 	body := req.Question() + " Allow it only if you started that program for this."
@@ -94,14 +97,28 @@ func (d *Desktop) Confirm(ctx context.Context, req agent.ConfirmRequest) (bool, 
 		expire = int32(min(max(time.Until(dl)/time.Millisecond, 1), math.MaxInt32))
 	}
 	hints := map[string]dbus.Variant{"urgency": dbus.MakeVariant(byte(2))} // critical
-	var id uint32
-	err = conn.Object(notificationsName, notificationsPath).CallWithContext(ctx, notificationsIface+".Notify", 0,
+	// The Notify call may outlive ctx by lateReply: a server that raised the notification
+	// just as the question ended still gets it closed, instead of leaving a question on
+	// screen that nobody waits for.
+	callCtx, endCall := context.WithTimeout(context.WithoutCancel(ctx), lateReply)
+	call := conn.Object(notificationsName, notificationsPath).GoWithContext(callCtx, notificationsIface+".Notify", 0, make(chan *dbus.Call, 1),
 		"authagent", uint32(0), "dialog-password", summary(req), body,
-		[]string{ActionAllow, "Allow", ActionDeny, "Deny"}, hints, expire).Store(&id)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, fmt.Errorf("notify: %w: %w", agent.ErrNoAnswer, ctx.Err())
-		}
+		[]string{ActionAllow, "Allow", ActionDeny, "Deny"}, hints, expire)
+	select {
+	case <-call.Done:
+		endCall()
+	case <-ctx.Done():
+		go func() {
+			defer endCall()
+			var id uint32
+			if c := <-call.Done; c.Err == nil && c.Store(&id) == nil {
+				closeNotification(conn, id)
+			}
+		}()
+		return false, fmt.Errorf("notify: %w: %w", agent.ErrNoAnswer, ctx.Err())
+	}
+	var id uint32
+	if err := call.Store(&id); err != nil {
 		return false, fmt.Errorf("notify: %w", err)
 	}
 
@@ -139,14 +156,27 @@ func (d *Desktop) Confirm(ctx context.Context, req agent.ConfirmRequest) (bool, 
 			}
 			return false, fmt.Errorf("the notification was closed unanswered: %w", agent.ErrNoAnswer)
 		case <-ctx.Done():
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			conn.Object(notificationsName, notificationsPath).CallWithContext(cctx, notificationsIface+".CloseNotification", 0, id)
-			cancel()
+			closeNotification(conn, id)
 			return false, fmt.Errorf("%w: %w", agent.ErrNoAnswer, ctx.Err())
 		case <-conn.Context().Done():
 			return false, errors.New("the session bus connection closed while the question was open")
 		}
 	}
+}
+
+// lateReply bounds how long a Notify call is waited for after its question ended, and
+// closeTimeout a CloseNotification call.
+const (
+	lateReply    = 10 * time.Second
+	closeTimeout = 2 * time.Second
+)
+
+// closeNotification takes notification id off the screen; a server that does not answer
+// within closeTimeout is left alone.
+func closeNotification(conn *dbus.Conn, id uint32) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	conn.Object(notificationsName, notificationsPath).CallWithContext(ctx, notificationsIface+".CloseNotification", 0, id)
 }
 
 // summary is the notification's title: "Allow python3 to use profile work?". The file

@@ -136,7 +136,12 @@ func TestCutShortPutLeavesNoChunks(t *testing.T) {
 	const account = "orph/secret"
 
 	for i, wait := range []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond} {
-		putAndHangUp(t, e, "orph", profileBody(t, longSecret(t, maxSecret)), wait)
+		long := longSecret(t, maxSecret)
+		putAndHangUp(t, e, "orph", profileBody(t, long), wait)
+		// The agent finishes the PUT whose client left; the next write must come after it.
+		// Sent at once, it can overtake the long one (two connections have no order), which
+		// then lands last and is still being written when the keyring is looked at.
+		waitServed(t, e, "orph", "X-K: "+long+"\n")
 		if i%2 == 0 {
 			// The next write: a short secret, stored whole.
 			next := canary(t)
@@ -161,6 +166,19 @@ func TestCutShortPutLeavesNoChunks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// waitServed waits until `authagent header name` prints want; the bound only catches a
+// hang (a PUT of 32 chunks on a loaded machine takes seconds).
+func waitServed(t *testing.T, e *env, name, want string) {
+	t.Helper()
+	var r result
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if r = run(t, e, "", "header", name); r.code == 0 && r.stdout == want {
+			return
+		}
+	}
+	t.Fatalf("authagent header %s does not serve the secret of the PUT whose client left within 60s: %.200s", name, r)
 }
 
 // TestKilledDuringPutLeavesNoChunks: an agent killed while it writes a secret in chunks

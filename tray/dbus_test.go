@@ -163,7 +163,7 @@ func TestDBusNotifier(t *testing.T) {
 			if _, err := server.RequestName(notificationsName, dbus.NameFlagDoNotQueue); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // catches a hang only
 			defer cancel()
 			n := NewDBusNotifier(client)
 			id, err := n.Notify(ctx, Notification{Summary: "Log in to work: WDJB-MJHT", Body: "Enter the code at https://idp.example/device?a=1&b=<2>", Sticky: true})

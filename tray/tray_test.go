@@ -48,8 +48,8 @@ func runTray(t *testing.T, o Options) *running {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s of its context's end")
+		case <-time.After(hangBound):
+			t.Errorf("Run did not return within %s of its context's end", hangBound)
 		}
 	})
 	return r
@@ -73,14 +73,14 @@ func (r *running) menu() Menu {
 // waitMenu waits until the menu shown satisfies cond.
 func (r *running) waitMenu(t *testing.T, what string, cond func(Menu) bool) Menu {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangBound)
 	for {
 		m := r.menu()
 		if cond(m) {
 			return m
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no menu %s within 5s; last: %+v", what, m)
+			t.Fatalf("no menu %s within %s; last: %+v", what, hangBound, m)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -102,12 +102,16 @@ func hasTitle(prefix string) func(Menu) bool {
 	}
 }
 
+// hangBound is how long waitMenu and waitFor poll: it only catches a hang, so it is far
+// longer than anything takes on a loaded machine with the race detector.
+const hangBound = 30 * time.Second
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangBound)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5s", what)
+			t.Fatalf("%s: not within %s", what, hangBound)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -296,6 +300,9 @@ func TestTrayBrowserLogin(t *testing.T) {
 	a.start()
 	r := runTray(t, Options{Client: a.client()})
 	r.waitMenu(t, "with work", hasTitle("work — needs login"))
+	// The menu is drawn before the event's notification is decided: wait for that too, or
+	// the "log in" notification can come after the login's own.
+	waitFor(t, "the \"log in\" notification", func() bool { return r.notes.count() == 1 })
 	r.Do(t.Context(), ActLogin+"work")
 	a.mu.Lock()
 	reqs := slices.Clone(a.loginReq)
@@ -329,6 +336,8 @@ func TestTrayLoginFails(t *testing.T) {
 	a.start()
 	r := runTray(t, Options{Client: a.client()})
 	r.waitMenu(t, "with work", hasTitle("work"))
+	// As in TestTrayBrowserLogin: the "log in" notification first, or it can come last.
+	waitFor(t, "the \"log in\" notification", func() bool { return r.notes.count() == 1 })
 	r.Do(t.Context(), ActLogin+"work")
 	if got := r.notes.last().Body; !strings.Contains(got, "the IdP answered 500") {
 		t.Errorf("notification %q does not say what went wrong", got)

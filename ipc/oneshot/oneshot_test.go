@@ -119,7 +119,7 @@ func TestSameAsClient(t *testing.T) {
 // settled waits until no profile of the agent behind c has a fetch in flight.
 func settled(t *testing.T, c *ipc.Client) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ps, err := c.Profiles(context.Background())
 		if err != nil {
@@ -133,7 +133,7 @@ func settled(t *testing.T, c *ipc.Client) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("profiles still refreshing after 10s")
+			t.Fatal("profiles still refreshing after 30s")
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -228,16 +228,18 @@ func TestAuditUnknownNames(t *testing.T) {
 			t.Errorf("request %d (%s): got %s, want %s", i, w.op, w.result, want)
 		}
 	}
+	// The log's writer runs behind the requests: reading the log back waits for it, so
+	// the file is read after, with every entry in it.
+	entries, err := c.Audit(ctx, ipc.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(b), "ghp_") || strings.Contains(strings.ToLower(string(b)), "canary") {
 		t.Errorf("the audit log holds the token passed as a name:\n%s", b)
-	}
-	entries, err := c.Audit(ctx, ipc.AuditQuery{})
-	if err != nil {
-		t.Fatal(err)
 	}
 	var got []want
 	for _, e := range entries {
@@ -262,7 +264,7 @@ func TestAuditRefused(t *testing.T) {
 	var entries []audit.Entry
 	var err error
 	// The log's writer runs behind the requests (package audit): wait for the entry.
-	for deadline := time.Now().Add(10 * time.Second); len(entries) == 0 && err == nil && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); len(entries) == 0 && err == nil && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 		entries, err = audit.Read(logPath, audit.Filter{})
 	}

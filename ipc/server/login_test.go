@@ -183,7 +183,7 @@ func rawMessage(t *testing.T, sock, method, path, body string) (int, string) {
 
 func waitNoLogin(t *testing.T, c *ipc.Client) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		p, err := c.Profile(context.Background(), "work")
 		if err == nil && p.Login == nil {

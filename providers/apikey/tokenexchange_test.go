@@ -260,7 +260,7 @@ func TestTokenExchangeSubjectProfile(t *testing.T) {
 	})
 	fire := func() {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			mu.Lock()
 			f := watch

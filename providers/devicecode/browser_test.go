@@ -123,7 +123,7 @@ func newOIDCProvider(t *testing.T, f *oidcFake, cfg providers.ProfileConfig, sec
 	if s.M == nil {
 		s.M = map[string]string{}
 	}
-	p, err := New(&cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: 5 * time.Second}})
+	p, err := New(&cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: clientTimeout}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,18 @@ func tokens(access, refresh string, expiresIn int) func(http.ResponseWriter, *ht
 	}
 }
 
+// clientTimeout bounds the provider's HTTP requests in tests. It only catches a hang: an
+// answer from a fake on this machine may take seconds under load with the race detector.
+// The test of a server that does not answer sets its own, short one.
+const clientTimeout = 30 * time.Second
+
 func newProvider(t *testing.T, f *fakeIdP, discovery bool, secrets map[string]string) (*Provider, *memSecrets) {
+	t.Helper()
+	return newProviderTimeout(t, f, discovery, secrets, clientTimeout)
+}
+
+// newProviderTimeout is newProvider whose HTTP requests time out after timeout.
+func newProviderTimeout(t *testing.T, f *fakeIdP, discovery bool, secrets map[string]string, timeout time.Duration) (*Provider, *memSecrets) {
 	t.Helper()
 	cfg := &providers.ProfileConfig{Provider: Name, ClientID: "cli"}
 	if discovery {
@@ -97,7 +108,7 @@ func newProvider(t *testing.T, f *fakeIdP, discovery bool, secrets map[string]st
 	if s.M == nil {
 		s.M = map[string]string{}
 	}
-	p, err := New(cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: 500 * time.Millisecond}})
+	p, err := New(cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: timeout}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +127,7 @@ func TestFetchPersistsRotation(t *testing.T) {
 			p, s := newProvider(t, f, discovery, map[string]string{providers.RefreshTokenKey: "rt1"})
 			before := time.Now()
 			c, err := p.Fetch(context.Background())
+			after := time.Now()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,8 +137,9 @@ func TestFetchPersistsRotation(t *testing.T) {
 			if c.Token != "at2" || c.Headers["Authorization"] != "Bearer at2" || c.Metadata["authorization"] != "Bearer at2" {
 				t.Errorf("credential %+v", c)
 			}
-			if d := c.ExpiresAt.Sub(before); d < 59*time.Second || d > 61*time.Second {
-				t.Errorf("expires in %s, want about 60s", d)
+			// 60 s from the answer, which came between before and after (whole seconds).
+			if c.ExpiresAt.Before(before.Add(59*time.Second)) || c.ExpiresAt.After(after.Add(61*time.Second)) {
+				t.Errorf("expires at %s, want 60s after the answer, which came between %s and %s", c.ExpiresAt, before, after)
 			}
 			if got, _ := s.Get(context.Background(), providers.RefreshTokenKey); got != "rt2" {
 				t.Errorf("stored refresh token %q, want the rotated rt2", got)
@@ -201,7 +214,11 @@ func TestFetchFaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeIdP(t)
 			f.token = tc.token
-			p, s := newProvider(t, f, false, map[string]string{providers.RefreshTokenKey: "rt1"})
+			timeout := clientTimeout
+			if tc.name == "timeout" { // a server that does not answer: a short wait for it
+				timeout = 500 * time.Millisecond
+			}
+			p, s := newProviderTimeout(t, f, false, map[string]string{providers.RefreshTokenKey: "rt1"}, timeout)
 			_, err := p.Fetch(context.Background())
 			if err == nil {
 				t.Fatal("Fetch succeeded")
@@ -468,7 +485,7 @@ func TestErrorObjectsWith200(t *testing.T) {
 	}
 	cfg := &providers.ProfileConfig{Provider: Name, ClientID: "cli", DeviceAuthURL: f.URL + "/device", TokenURL: f.URL + "/token", RevocationURL: f.URL + "/revoke-200-error"}
 	s := &memSecrets{M: map[string]string{providers.RefreshTokenKey: "rt-1"}}
-	hc := &http.Client{Transport: &providers.Transport{}, Timeout: 2 * time.Second}
+	hc := &http.Client{Transport: &providers.Transport{}, Timeout: clientTimeout}
 	prov, err := New(cfg, providers.Env{Name: "work", Secrets: s, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
@@ -530,7 +547,7 @@ func TestGrantOfAnotherServerNotSent(t *testing.T) {
 	}
 	// The same name, now pointing at server b (as `authagent add` or a hand edit would).
 	pb, err := New(&providers.ProfileConfig{Provider: Name, ClientID: "cli", DeviceAuthURL: b.URL + "/device", TokenURL: b.URL + "/token", RevocationURL: b.URL + "/revoke"},
-		providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: time.Second}})
+		providers.Env{Name: "work", Secrets: s, HTTPClient: &http.Client{Timeout: clientTimeout}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,7 +175,7 @@ func TestBrowserLoginClockSkew(t *testing.T) {
 	cfg := providers.ProfileConfig{Provider: OIDCName, Issuer: f.URL, ClientID: "cli"}
 	s := &memSecrets{M: map[string]string{}}
 	pp, err := New(&cfg, providers.Env{Name: "work", Secrets: s, Now: fast,
-		HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: &providers.Transport{Now: fast}}})
+		HTTPClient: &http.Client{Timeout: clientTimeout, Transport: &providers.Transport{Now: fast}}})
 	if err != nil {
 		t.Fatal(err)
 	}

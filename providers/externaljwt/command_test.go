@@ -73,13 +73,13 @@ func (f family) pids(t *testing.T) (self, child int) {
 		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		return n
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if self, child = read(f.self), read(f.child); self > 0 && child > 0 {
 			return self, child
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the command did not write its pid files within 10s")
+			t.Fatal("the command did not write its pid files within 30s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -102,10 +102,10 @@ func alive(pid int) bool {
 	return true
 }
 
-// wantDead fails unless every pid dies within 10 s (a hang detector, not a speed goal).
+// wantDead fails unless every pid dies within 30 s (a hang detector, not a speed goal).
 func wantDead(t *testing.T, what string, pids ...int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for _, pid := range pids {
 		for alive(pid) {
 			if time.Now().After(deadline) {
