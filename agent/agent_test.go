@@ -133,19 +133,25 @@ func simulate(t *testing.T, a *Agent, c *fakeClock, d time.Duration) {
 }
 
 // quiesce waits until no profile has a fetch running. A fetch that waits for the clock
-// (the call budget) counts as quiet: only moving the clock ends it.
+// (the call budget) counts as quiet: only moving the clock ends it. A profile's own
+// refresh or ID token timer pending meanwhile does not: the clock must not move past a
+// fetch that is still running, or its token arrives expired.
 func quiesce(t *testing.T, a *Agent, c *fakeClock) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		a.mu.Lock()
+		ps := a.profiles.all()
+		a.mu.Unlock()
 		busy := false
-		for _, p := range a.Profiles() {
-			if p.State == StateRefreshing {
-				busy = true
-				break
-			}
+		own := map[Timer]bool{} // the profiles' refresh and ID token timers
+		for _, p := range ps {
+			p.mu.Lock()
+			busy = busy || p.flight != nil
+			own[p.timer], own[p.idTimer] = true, true
+			p.mu.Unlock()
 		}
-		if !busy || c.pending() > 0 {
+		if !busy || c.pendingExcept(own) > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -156,12 +162,16 @@ func quiesce(t *testing.T, a *Agent, c *fakeClock) {
 }
 
 // pending counts timers that have not fired or been stopped.
-func (c *fakeClock) pending() int {
+func (c *fakeClock) pending() int { return c.pendingExcept(nil) }
+
+// pendingExcept counts timers that have not fired or been stopped, leaving out those in
+// skip.
+func (c *fakeClock) pendingExcept(skip map[Timer]bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	for _, t := range c.timers {
-		if !t.stopped {
+		if !t.stopped && !skip[t] {
 			n++
 		}
 	}

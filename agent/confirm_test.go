@@ -1109,10 +1109,7 @@ func TestConfirmTradeAuditCaller(t *testing.T) {
 	if c, err := s.a.Credential(ctx, "mid", -1, nil); err != nil || c.Token != "ex-work-1" {
 		t.Fatalf("mid: %+v, %v", c, err)
 	}
-	entries, err := s.log.Read(audit.Filter{Profile: "work"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := readAudit(t, s.log, audit.Filter{Profile: "work"}, 2)
 	var background, forCaller int
 	for _, e := range entries {
 		switch {

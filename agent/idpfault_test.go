@@ -32,6 +32,10 @@ type faultServer struct {
 	clock *fakeClock
 	skew  time.Duration // the provider's clock minus the agent's
 
+	// slow, when set, bounds on real time each token request the agent sends after its
+	// first, as a client timeout would: the fault's (see faultCase.clientTimeout).
+	slow time.Duration
+
 	mu       sync.Mutex
 	answer   func(w http.ResponseWriter, r *http.Request, now time.Time, n int) // the n-th request, from 1
 	times    []time.Time                                                        // each token request it saw, on the agent's clock
@@ -43,12 +47,38 @@ type faultServer struct {
 // RoundTrip records the agent's token requests as they leave: a request that times out
 // before the server sees it still counts against the budget.
 func (f *faultServer) RoundTrip(r *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(r.URL.Path, "/token") {
-		f.mu.Lock()
-		f.attempts = append(f.attempts, f.clock.Now())
-		f.mu.Unlock()
+	if !strings.HasSuffix(r.URL.Path, "/token") {
+		return http.DefaultTransport.RoundTrip(r)
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	f.mu.Lock()
+	f.attempts = append(f.attempts, f.clock.Now())
+	first := len(f.attempts) == 1
+	f.mu.Unlock()
+	if f.slow <= 0 || first {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), f.slow)
+	resp, err := http.DefaultTransport.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, context.DeadlineExceeded // what the client's own timeout would say
+		}
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose is a response body that ends its request's context once closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	defer b.cancel()
+	return b.ReadCloser.Close()
 }
 
 func newFaultServer(t *testing.T, clock *fakeClock) *faultServer {
@@ -130,7 +160,10 @@ type faultCase struct {
 	lifetime time.Duration
 	// lastError is what last_error must say once the fault was met.
 	lastError []string
-	// clientTimeout, when set, is the agent's HTTP client timeout (for the timeout case).
+	// clientTimeout, when set, is how long the agent's HTTP client waits for each token
+	// request after its first (for the timeout case). The first (the good token, or the
+	// login's authorization_pending) and the device request wait as long as any other
+	// case's: a timeout this short would lose them too on a loaded machine.
 	clientTimeout time.Duration
 	// loginGrant: a device login answered this way stores a grant (the answer carries a
 	// refresh token and is a token response); otherwise the login fails and nothing more
@@ -265,6 +298,7 @@ func runFaultCase(t *testing.T, flow faultFlow, fc faultCase) {
 	start := clock.Now()
 	srv := newFaultServer(t, clock)
 	srv.skew = fc.skew
+	srv.slow = fc.clientTimeout
 	srv.answer = func(w http.ResponseWriter, r *http.Request, now time.Time, n int) {
 		switch {
 		case flow.login && n == 1:
@@ -279,10 +313,6 @@ func runFaultCase(t *testing.T, flow faultFlow, fc faultCase) {
 	for k, v := range flow.secrets {
 		store.Set(context.Background(), k, v)
 	}
-	timeout := 5 * time.Second
-	if fc.clientTimeout > 0 {
-		timeout = fc.clientTimeout
-	}
 	var jmu sync.Mutex
 	rng := rand.New(rand.NewPCG(1, 2))
 	a, err := New(Options{
@@ -290,7 +320,7 @@ func runFaultCase(t *testing.T, flow faultFlow, fc faultCase) {
 		Store:      store,
 		Providers:  map[string]providers.Factory{devicecode.Name: devicecode.New, apikey.Name: apikey.New},
 		Clock:      clock,
-		HTTPClient: &http.Client{Timeout: timeout, Transport: srv},
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: srv}, // answers are at once, but for the fault's
 		Jitter:     func() float64 { jmu.Lock(); defer jmu.Unlock(); return rng.Float64() },
 	})
 	if err != nil {

@@ -288,10 +288,19 @@ func TestCallBudget(t *testing.T) {
 		t.Fatalf("after %s: %v, want a call", callEvery, err)
 	}
 	// A wait longer than maxCallWait is refused at once, saying why.
+	waiters, stop := context.WithCancel(context.Background())
+	defer stop()
+	base := h.clock.pending()
 	for range int(maxCallWait/callEvery) + 1 {
-		go h.a.awaitCall(context.Background(), "p", nil) // these wait their turn
+		go h.a.awaitCall(waiters, "p", nil) // these wait their turn; the last is refused
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Each of the first maxCallWait/callEvery waits on a timer of the clock for its turn;
+	// once they all do, no turn is left within maxCallWait.
+	for deadline := time.Now().Add(30 * time.Second); h.clock.pending() < base+int(maxCallWait/callEvery); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers wait for their turn, want %d", h.clock.pending()-base, int(maxCallWait/callEvery))
+		}
+	}
 	err := h.a.awaitCall(context.Background(), "p", nil)
 	if err == nil || !strings.Contains(err.Error(), "too many calls") {
 		t.Errorf("got %v, want a refusal that says there were too many calls", err)
@@ -353,10 +362,15 @@ func TestLoginWithExpiredToken(t *testing.T) {
 	}
 	// The refresh is retried with backoff, not at once and not never.
 	calls := lp.Calls()
-	clock.Advance(999 * time.Millisecond)
-	time.Sleep(10 * time.Millisecond)
-	if got := lp.Calls(); got != calls {
-		t.Fatalf("refreshed %d times within a second of the login", got-calls)
+	clock.mu.Lock()
+	fired := clock.fired
+	clock.mu.Unlock()
+	clock.Advance(999 * time.Millisecond) // a refresh due by now would start in Advance
+	clock.mu.Lock()
+	early := clock.fired - fired
+	clock.mu.Unlock()
+	if got := lp.Calls(); got != calls || early != 0 {
+		t.Fatalf("refreshed %d times (%d timers fired) within a second of the login", got-calls, early)
 	}
 	clock.Advance(time.Millisecond)
 	waitCalls(t, lp, calls+1)
@@ -374,7 +388,7 @@ func (p *expiredLogin) Login(ctx context.Context, show func(providers.Challenge)
 
 func waitCalls(t *testing.T, p interface{ Calls() int }, want int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for p.Calls() < want {
 		if time.Now().After(deadline) {
 			t.Fatalf("provider calls = %d, want %d", p.Calls(), want)

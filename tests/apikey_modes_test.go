@@ -39,7 +39,9 @@ func addClientCredentials(t *testing.T, e *env, name, clientID, secret string, p
 // gets a new one ahead of each expiry without anyone asking.
 func TestClientCredentialsAgainstRealIdP(t *testing.T) {
 	t.Parallel()
-	const life = 4 * time.Second
+	// Long enough that the proactive refresh (75 % ± 10 % of the lifetime, at least 5 s
+	// after the last fetch) comes at least 1.2 s before the token expires.
+	const life = 8 * time.Second
 	p := idp.Start(t, idp.Options{AccessTokenLifetime: life})
 	id, secret := p.ServiceClient()
 	e := newEnv(t, startSession(t))
@@ -58,11 +60,11 @@ func TestClientCredentialsAgainstRealIdP(t *testing.T) {
 		t.Errorf("header svc = %q, want %q", got, want)
 	}
 
-	// For four lifetimes, the test asks with min_valid=0, which never forces a refresh while
+	// For 3.5 lifetimes, the test asks with min_valid=0, which never forces a refresh while
 	// the token is valid: every token request the IdP sees is the agent refreshing on its own.
 	before := len(p.ServiceTokensIssued())
 	seen := map[string]bool{}
-	deadline := time.Now().Add(4 * life)
+	deadline := time.Now().Add(7 * life / 2)
 	for time.Now().Before(deadline) {
 		status, body := apiDo(t, e, http.MethodGet, "/v1/profiles/svc/credential?min_valid=0", nil)
 		var c credential
@@ -80,10 +82,10 @@ func TestClientCredentialsAgainstRealIdP(t *testing.T) {
 	}
 	issued := p.ServiceTokensIssued()
 	if n := len(issued) - before; n < 3 {
-		t.Errorf("%d client credentials tokens issued in four lifetimes, want at least 3", n)
+		t.Errorf("%d client credentials tokens issued in 3.5 lifetimes, want at least 3", n)
 	}
 	if len(seen) < 3 {
-		t.Errorf("%d distinct tokens served in four lifetimes, want at least 3", len(seen))
+		t.Errorf("%d distinct tokens served in 3.5 lifetimes, want at least 3", len(seen))
 	}
 	for i := 1; i < len(issued); i++ {
 		if !issued[i].Issued.Before(issued[i-1].Expires) {

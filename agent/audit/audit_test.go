@@ -62,6 +62,7 @@ func TestOpenRecordRead(t *testing.T) {
 	for _, e := range want {
 		l.Record(e)
 	}
+	settle(t, l) // Read's own wait is TestReadSeesRecorded's
 	got, err := l.Read(Filter{})
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +373,7 @@ func TestOpenEndsCutLine(t *testing.T) {
 	}
 	defer l.Close()
 	l.Record(entry(1))
+	settle(t, l)
 	got, err := l.Read(Filter{})
 	if err != nil {
 		t.Fatal(err)
@@ -469,6 +471,7 @@ func TestQueueFullDrops(t *testing.T) {
 		}
 	})
 	close(release)
+	settle(t, l) // 4097 entries to write: more than Read waits for on a loaded machine
 	got, err := l.Read(Filter{})
 	if err != nil {
 		t.Fatal(err)
@@ -483,6 +486,7 @@ func TestQueueFullDrops(t *testing.T) {
 	}
 	// The Close that waited closed the file once done; a later Record opens it again.
 	l.Record(entry(9999))
+	settle(t, l)
 	if last, err := l.Read(Filter{Limit: 1}); err != nil || len(last) != 1 || last[0].PID != 1000+9999 {
 		t.Errorf("after the writer caught up: newest %+v, %v; want pid %d", last, err, 1000+9999)
 	}

@@ -62,6 +62,7 @@ func TestFIFOAtPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Record(entry(3))
+	settle(t, l)
 	got, err := l.Read(Filter{})
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +121,7 @@ func TestSymlinkAtPath(t *testing.T) {
 		t.Errorf("the symlink is not in the log:\n%s", s)
 	}
 	l.Record(entry(2))
+	settle(t, l)
 	got, err := l.Read(Filter{})
 	if err != nil {
 		t.Fatal(err)
