@@ -156,15 +156,16 @@ func TestDeviceLoginAndProactiveRefresh(t *testing.T) {
 
 func TestDeviceConcurrentForcedRefresh(t *testing.T) {
 	t.Parallel()
-	s := newDeviceSetup(t, 20*time.Second)
+	s := newDeviceSetup(t, 40*time.Second)
 	s.login(t)
 	// A token younger than the refresh floor is the freshest there is: wait past it.
-	time.Sleep(5500 * time.Millisecond)
+	time.Sleep(10 * time.Second)
 	before := s.idp.TokenRequests()["refresh_token"]
 
-	// 500 clients at once, each asking for a token valid 15 s more (the login's has about
-	// 14.5 s left, a fresh one 20 s): every one of them wants a refresh, and one refresh
-	// serves them all.
+	// 500 clients at once, each asking for a token valid 31 s more (the login's has less
+	// than 30 s left, a fresh one 40 s): every one of them wants a refresh, and one refresh
+	// serves them all. The fresh token meets 31 s for 9 s, long enough for a loaded
+	// machine to serve all 500; the proactive refresh is due at 26 s at the earliest.
 	const n = 500
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -177,7 +178,7 @@ func TestDeviceConcurrentForcedRefresh(t *testing.T) {
 			defer wg.Done()
 			c := &ipc.Client{Socket: s.env.sock()}
 			<-start
-			cred, err := c.Credential(context.Background(), "work", ipc.MinValid(15*time.Second))
+			cred, err := c.Credential(context.Background(), "work", ipc.MinValid(31*time.Second))
 			if err != nil {
 				errs <- err
 				return

@@ -434,7 +434,7 @@ func TestTokenExchangePushedSubject(t *testing.T) {
 // profile needs a new one at once, without asking the provider, and says how to store it.
 func TestTokenExchangeStoredIDToken(t *testing.T) {
 	t.Parallel()
-	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: 30 * time.Second, IDTokenLifetime: 8 * time.Second, ExchangedTokenLifetime: time.Hour})
+	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: 30 * time.Second, IDTokenLifetime: 12 * time.Second, ExchangedTokenLifetime: time.Hour})
 	idToken := strings.TrimSpace(runOK(t, s.env, "", "token", "work", "--id-token").stdout)
 	putProfile(t, s.env, "day", exchangeSpec(s.idp, map[string]any{"subject_token_type": "id_token", "key_id": "", "hosts": []string{"orders.example.com"}}), idToken)
 
