@@ -310,7 +310,9 @@ func exchangeSpec(p *idp.IdP, extra map[string]any) map[string]any {
 // by themselves. Nothing is retried meanwhile.
 func TestTokenExchangeFromLogin(t *testing.T) {
 	t.Parallel()
-	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: 6 * time.Second, ExchangedTokenLifetime: time.Hour})
+	// Tokens live long enough that the subject a trade gets (at least a quarter of its
+	// lifetime left) outlives the 2 s an arriving token must have.
+	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: 10 * time.Second, ExchangedTokenLifetime: time.Hour})
 	_, clientSecret := s.idp.ServiceClient()
 	for name, aud := range map[string]string{"orders": "https://orders.example.com", "billing": "https://billing.example.com"} {
 		putProfile(t, s.env, name, exchangeSpec(s.idp, map[string]any{
@@ -346,7 +348,7 @@ func TestTokenExchangeFromLogin(t *testing.T) {
 	}
 	wp, _ := s.api.Profile(context.Background(), "work")
 	op, _ := s.api.Profile(context.Background(), "orders")
-	if wp.ExpiresAt == nil || op.ExpiresAt == nil || op.ExpiresAt.After(wp.ExpiresAt.Add(time.Second)) || time.Until(*op.ExpiresAt) > 10*time.Second {
+	if wp.ExpiresAt == nil || op.ExpiresAt == nil || op.ExpiresAt.After(wp.ExpiresAt.Add(time.Second)) || time.Until(*op.ExpiresAt) > 11*time.Second {
 		t.Errorf("orders expires at %v, work at %v: the exchanged token (1 h at the provider) must not outlive the login's", op.ExpiresAt, wp.ExpiresAt)
 	}
 
@@ -391,7 +393,8 @@ func TestTokenExchangeFromLogin(t *testing.T) {
 // says so, and asks no more.
 func TestTokenExchangePushedSubject(t *testing.T) {
 	t.Parallel()
-	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: 4 * time.Second, ExchangedTokenLifetime: 3 * time.Second})
+	const life = 10 * time.Second // the subject's, at the provider
+	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: life, ExchangedTokenLifetime: 3 * time.Second})
 	_, clientSecret := s.idp.ServiceClient()
 	putProfile(t, s.env, "pushed", exchangeSpec(s.idp, map[string]any{"subject_token": "pushed", "hosts": []string{"orders.example.com"}}), clientSecret)
 	p := waitProfileWithin(t, s.api, "pushed", ipc.StateNeedsLogin, 15*time.Second)
@@ -399,14 +402,16 @@ func TestTokenExchangePushedSubject(t *testing.T) {
 		t.Errorf("before a push: %+v; want needs_login saying how to push", p)
 	}
 
-	subject := s.token(t) // opaque: its expiry is the provider's secret
+	// Opaque: its expiry is the provider's secret. Asked with 7 s left, it has at least 5 s
+	// (a token fetched less than 5 s ago is served as it is), time enough to be traded.
+	subject := strings.TrimSpace(runOK(t, s.env, "", "token", "work", "--min-valid", "7s").stdout)
 	runOK(t, s.env, subject, "set-token", "pushed")
 	tok := strings.TrimSpace(runOK(t, s.env, "", "token", "pushed").stdout)
 	if sub, err := s.idp.AccessTokenSubject(tok); err != nil || sub != idp.Username || tok == subject {
 		t.Errorf("the pushed token traded: %q, %v", sub, err)
 	}
 
-	time.Sleep(4*time.Second + 500*time.Millisecond) // the subject's lifetime at the provider
+	time.Sleep(life + 500*time.Millisecond) // the subject has expired at the provider
 	waitExpired(t, s.api, "pushed")
 	if r := run(t, s.env, "", "token", "pushed"); r.code == 0 || !strings.Contains(r.stderr, "authagent set-token pushed") {
 		t.Errorf("token pushed after its subject expired: %s", r)
