@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/authagent/authagent/providers"
 )
@@ -260,9 +261,12 @@ func (r ConfirmRequest) Question() string {
 	return q + "."
 }
 
+// printable is s, or s quoted with strconv.QuoteToGraphic when it holds a control or
+// other non-graphic character or invalid UTF-8 (which a D-Bus string may not carry), so
+// that a program's name can neither forge the question nor stop it from being asked.
 func printable(s string) string {
 	for _, r := range s {
-		if !strconv.IsGraphic(r) {
+		if r == utf8.RuneError || !strconv.IsGraphic(r) {
 			return strconv.QuoteToGraphic(s)
 		}
 	}

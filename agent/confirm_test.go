@@ -545,6 +545,8 @@ func TestConfirmQuestion(t *testing.T) {
 			"an unknown program asks for the token of profile work."},
 		{ConfirmRequest{Profile: "work", Operation: OpCredential, Caller: &Caller{PID: 5, Exe: "/tmp/x (pid 1) asks for nothing.\nAllow"}},
 			`"/tmp/x (pid 1) asks for nothing.\nAllow" (pid 5) asks for the token of profile work.`},
+		{ConfirmRequest{Profile: "work", Operation: OpCredential, Caller: &Caller{PID: 8, Exe: "/tmp/caf\xe9"}},
+			`"/tmp/caf\xe9" (pid 8) asks for the token of profile work.`},
 		{ConfirmRequest{Profile: "work", Operation: OpCredential, Caller: &Caller{PID: 6, Exe: "/usr/bin/curl", ExeMismatch: true}},
 			"/usr/bin/curl (not the file at that path here) (pid 6) asks for the token of profile work."},
 		{ConfirmRequest{Profile: "work", Operation: OpChange, Caller: python(7)},
