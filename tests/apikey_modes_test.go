@@ -111,7 +111,10 @@ func TestClientCredentialsAgainstRealIdP(t *testing.T) {
 // needs_login with an error that says what is wrong, and the agent stops asking.
 func TestClientCredentialsWrongSecret(t *testing.T) {
 	t.Parallel()
-	p := idp.Start(t, idp.Options{AccessTokenLifetime: 4 * time.Second})
+	// 30 s: the token the right secret finally brings must arrive with at least 2 s left
+	// and still be valid, with the profile in state valid, when the test looks (4 s tokens
+	// left 2 s for the round trip and less for the checks after it).
+	p := idp.Start(t, idp.Options{AccessTokenLifetime: 30 * time.Second})
 	id, secret := p.ServiceClient()
 	wrong := canary(t)
 	e := newEnv(t, startSession(t))

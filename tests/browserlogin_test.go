@@ -273,7 +273,11 @@ func wantPortClosed(t *testing.T, redirect string) {
 // grant at the IdP.
 func TestBrowserLoginIDTokenAndRefresh(t *testing.T) {
 	t.Parallel()
-	const idLife = 20 * time.Second
+	// The refresh comes at 75 % ± 10 % of the ID token's life as the agent sees it (its exp
+	// is in whole seconds, so a second less at worst): with 20 s, 2.85 s before it expired at
+	// the latest, for the refresh, the keyring write and the test's polls below. 24 s leave
+	// 3.45 s, and the test waits about 3 s longer.
+	const idLife = 24 * time.Second
 	s := newBrowserSetup(t, idp.Options{AccessTokenLifetime: time.Hour, IDTokenLifetime: idLife}, `kube_token = "id_token"`)
 
 	r := run(t, s.env, "", "login", "work")
@@ -472,12 +476,16 @@ func TestBrowserLoginStateAndSecondRedirect(t *testing.T) {
 // the profile says what happened, and a later login works.
 func TestBrowserLoginTimeoutAndCancel(t *testing.T) {
 	t.Parallel()
-	s := newBrowserSetup(t, idp.Options{AccessTokenLifetime: time.Hour}, `login_timeout = "3s"
+	// login_timeout 6 s: the first login waits it out; the two after it must be cancelled
+	// before it runs out: over the socket, after a wrong redirect, and with Ctrl-C after
+	// the CLI started (two processes: the front and the full binary) and the browser was
+	// launched (the race-built test binary). With 3 s, a loaded machine could spend that.
+	s := newBrowserSetup(t, idp.Options{AccessTokenLifetime: time.Hour}, `login_timeout = "6s"
 redirect_path = "/callback"`)
 	idle := s.env.with(browserModeEnv, modeIdle)
 
 	r := run(t, idle, "", "login", "work")
-	if r.code == 0 || !strings.Contains(r.stderr, "no redirect came back from the browser within 3s") || !strings.Contains(r.stderr, "--device") {
+	if r.code == 0 || !strings.Contains(r.stderr, "no redirect came back from the browser within 6s") || !strings.Contains(r.stderr, "--device") {
 		t.Errorf("a login nobody completes: %s", r)
 	}
 	opened := s.steps(t, 1)[0] // the start page, on the login's port

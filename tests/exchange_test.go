@@ -394,7 +394,12 @@ func TestTokenExchangeFromLogin(t *testing.T) {
 func TestTokenExchangePushedSubject(t *testing.T) {
 	t.Parallel()
 	const life = 10 * time.Second // the subject's, at the provider
-	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: life, ExchangedTokenLifetime: 3 * time.Second})
+	// Traded tokens live 6 s: one must arrive with at least 2 s left, counted from when the
+	// request left, so 3 s tokens left 1 s for the exchange's round trip (less when the
+	// provider's whole-second expires_in rounds down); 6 s leave 4 s. The agent trades
+	// again at the 5 s floor (75 % ± 10 % of 6 s is at most 5.1 s); that token expires
+	// about 11 s after the push, which waitExpired below waits out.
+	s := exchangeSetup(t, idp.Options{AccessTokenLifetime: life, ExchangedTokenLifetime: 6 * time.Second})
 	_, clientSecret := s.idp.ServiceClient()
 	putProfile(t, s.env, "pushed", exchangeSpec(s.idp, map[string]any{"subject_token": "pushed", "hosts": []string{"orders.example.com"}}), clientSecret)
 	p := waitProfileWithin(t, s.api, "pushed", ipc.StateNeedsLogin, 15*time.Second)

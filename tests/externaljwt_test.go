@@ -150,11 +150,14 @@ func TestExternalJWTCommandRefreshedAheadOfExpiry(t *testing.T) {
 	for time.Since(start) < window {
 		runs := readMintLog(t, logPath)
 		if last := runs[len(runs)-1]; time.Until(last.exp) > 4*time.Second {
+			asked := time.Now()
 			tok := strings.TrimSpace(runOK(t, e, "", "token", "ci").stdout)
-			now := time.Now()
 			exp := jwtExp(t, tok)
-			if !exp.After(now) {
-				t.Errorf("at %s the agent served a token that expired at %s", now.Format(time.RFC3339Nano), exp.Format(time.RFC3339))
+			// Served after asked, with the default min_valid left (a quarter of the ≈ 9–10 s
+			// lifetime, over 2 s). Measured from when the command returned instead, that left
+			// only those 2 s for the command to end on a loaded machine.
+			if exp.Before(asked.Add(1500 * time.Millisecond)) {
+				t.Errorf("asked at %s, the agent served a token that expires at %s, with less than the default min_valid left", asked.Format(time.RFC3339Nano), exp.Format(time.RFC3339))
 			}
 			// The newest token, or (when a refresh just finished and the agent is storing its
 			// result) the one before it; never an older one.
@@ -354,20 +357,22 @@ func TestExternalJWTPushSurvivesRestart(t *testing.T) {
 // still-valid token keeps being served.
 func TestExternalJWTBrokenCommandKeepsServing(t *testing.T) {
 	t.Parallel()
-	needTools(t, "sh", "cat")
+	needTools(t, "sh", "cat", "date", "wc")
 	e := newEnv(t, startSession(t))
 	a := startAgent(t, e)
 	// 40 s: past the 5 s refresh floor a forced refresh is allowed (10 % of the lifetime
 	// is 4 s), and the token is still valid for the rest of the test.
-	good := makeJWT(t, map[string]any{"sub": "ci", "exp": time.Now().Add(40 * time.Second).Unix()})
+	goodExp := time.Unix(time.Now().Add(40*time.Second).Unix(), 0)
+	good := makeJWT(t, map[string]any{"sub": "ci", "exp": goodExp.Unix()})
 	leaked := makeJWT(t, map[string]any{"sub": "leaked", "exp": time.Now().Add(time.Hour).Unix()})
 	tokenFile := filepath.Join(e.dir, "good.jwt")
 	if err := os.WriteFile(tokenFile, []byte(good+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	runs := filepath.Join(e.dir, "runs")
+	// Each run appends when it started (Unix seconds with nanoseconds).
 	script := writeScript(t, e.dir, "flaky.sh", `runs="$1"
-echo run >> "$runs"
+date +%s.%N >> "$runs"
 if [ "$(wc -l < "$runs")" -eq 1 ]; then
 	cat "$2"
 	exit 0
@@ -384,7 +389,13 @@ exit 1
 	// Forcing a refresh (past the 5 s refresh floor) runs the command again, which fails;
 	// the token in hand is still valid for an hour, so it is served.
 	time.Sleep(5500 * time.Millisecond)
-	r := runOK(t, e, "", "token", "flaky", "--min-valid", "35s") // about 34 s left of 40
+	// min_valid: 1–2 s more than the token has left, so it forces a refresh, and less than
+	// its lifetime (when it is more, no refresh could meet it and none is started). A fixed
+	// 35 s did both only while the first fetch came within 4 s of minting the token (exp is
+	// in whole seconds): an add and a token run on a loaded machine.
+	minValid := (time.Until(goodExp) + 1500*time.Millisecond).Round(time.Second)
+	forced := time.Now()
+	r := runOK(t, e, "", "token", "flaky", "--min-valid", minValid.String())
 	if got := strings.TrimSpace(r.stdout); got != good {
 		t.Fatalf("token after the failed refresh = %q, want the previous token", got)
 	}
@@ -392,8 +403,29 @@ exit 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b), "run"); n != 2 {
-		t.Fatalf("the command ran %d times, want 2 (the forced refresh must run it)", n)
+	var started []time.Time
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasSuffix(line, "\n") {
+			break // being written
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(line), 64)
+		if err != nil {
+			t.Fatalf("runs line %q", line)
+		}
+		started = append(started, time.Unix(0, int64(f*1e9)))
+	}
+	// The forced refresh ran the command a second time. The failure it met is retried on
+	// the agent's own timer after the backoff (1 s, then more), which can come before the
+	// file is read on a loaded machine: later runs must each wait that long, never come at
+	// once.
+	t.Logf("the command's runs started at %v; the forced refresh was asked for at %s", started, forced.Format(time.RFC3339Nano))
+	if len(started) < 2 || !started[1].After(forced) {
+		t.Fatalf("the command ran %d times (%v), want a second run after the forced refresh was asked for at %s", len(started), started, forced.Format(time.RFC3339Nano))
+	}
+	for i := 2; i < len(started); i++ {
+		if gap := started[i].Sub(started[i-1]); gap < 900*time.Millisecond {
+			t.Errorf("run %d came %s after run %d: a retry of the failed refresh must wait for the backoff (1 s)", i+1, gap, i)
+		}
 	}
 	if got := strings.TrimSpace(runOK(t, e, "", "token", "flaky").stdout); got != good {
 		t.Errorf("token after the failure = %q, want the previous token", got)

@@ -347,6 +347,7 @@ func TestIdPFaultMinValidLongerThanAnyToken(t *testing.T) {
 	}}
 	var mu sync.Mutex
 	var refreshes []proxiedRefresh
+	var lastDeviceAnswer time.Time // when the last device code poll was answered
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != idp.PathToken {
 			proxy.ServeHTTP(w, r)
@@ -361,6 +362,11 @@ func TestIdPFaultMinValidLongerThanAnyToken(t *testing.T) {
 		form, _ := url.ParseQuery(string(body))
 		if form.Get("grant_type") != "refresh_token" {
 			proxy.ServeHTTP(w, r)
+			if form.Get("grant_type") == deviceCodeGrant {
+				mu.Lock()
+				lastDeviceAnswer = time.Now()
+				mu.Unlock()
+			}
 			return
 		}
 		mu.Lock()
@@ -396,7 +402,17 @@ func TestIdPFaultMinValidLongerThanAnyToken(t *testing.T) {
 	if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "logged in to work") {
 		t.Fatalf("login: %v\n%s", err, out.String())
 	}
-	loggedIn := time.Now()
+	// The login's token was fetched when its poll was answered (the last one: the login
+	// ends there); the agent's refresh floor counts from a moment after that. The moment
+	// the command ended is later still, by as much as a loaded machine takes to answer it
+	// and end it: measured from there, a proactive refresh due 5–5.2 s after the fetch (the
+	// floor, or 65 % of 8 s) could count as "before the floor".
+	mu.Lock()
+	loggedIn := lastDeviceAnswer
+	mu.Unlock()
+	if loggedIn.IsZero() {
+		t.Fatal("the login's device code polls did not pass the proxy")
+	}
 	first, err := api.Credential(context.Background(), "work")
 	if err != nil {
 		t.Fatal(err)
