@@ -112,7 +112,9 @@ func TestKeyringWriteCutShort(t *testing.T) {
 			return s
 		}},
 		{"timeout", func(t *testing.T, s *KeyringStore, k *stallingKeyring, _ keyringBackend) *KeyringStore {
-			s.Timeout = 200 * time.Millisecond
+			// Every later call of this subtest runs under it too (the store's goroutines read
+			// it): long enough for those on a loaded machine, short enough to wait out.
+			s.Timeout = time.Second
 			if err := s.Set(t.Context(), account, long); !errors.Is(err, ErrKeyringTimeout) {
 				t.Fatalf("Set stalled at chunk 6: err = %v, want ErrKeyringTimeout", err)
 			}

@@ -514,7 +514,9 @@ func TestOpenSecretStore(t *testing.T) {
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			ks := newKeyringStore(tt.backend(t))
-			ks.Timeout = 50 * time.Millisecond
+			// Only the hanging keyring waits it out; a working one must answer within it on
+			// a loaded machine.
+			ks.Timeout = 500 * time.Millisecond
 
 			s, err := openSecretStore(t.Context(), tt.kind, log, ks, keyringProbeGrace)
 			if err != nil {
@@ -813,7 +815,9 @@ func TestOpenSecretStoreLockedKeyring(t *testing.T) {
 	fake := newFakeKeyring()
 	gate := newGatedKeyring(t, fake)
 	ks := newKeyringStore(gate)
-	ks.Timeout = 50 * time.Millisecond
+	// Each locked call waits it out (three of them); each unlocked one must finish within
+	// it on a loaded machine.
+	ks.Timeout = 500 * time.Millisecond
 	s := openAsync(t, t.Context(), log, ks, 0)
 	waitProbe(t, s)
 
