@@ -24,7 +24,12 @@ esac
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
+# apt-get as root, never asking (sudo resets the environment, so the frontend goes through
+# env), and waiting up to 10 minutes for a dpkg lock another program holds: on a machine
+# just booted, unattended-upgrades often does.
+apt_get() {
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"
+}
 
 if ! find_go >/dev/null; then
   if ! grep -qs 'VERSION_CODENAME=bookworm' /etc/os-release; then
@@ -37,8 +42,8 @@ if ! find_go >/dev/null; then
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
       $sudo tee /etc/apt/sources.list.d/authagent-bookworm-backports.sources >/dev/null
   fi
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends -t bookworm-backports golang-1.23-go ca-certificates >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends -t bookworm-backports golang-1.23-go ca-certificates >/dev/null
 fi
 
 missing=()
@@ -66,6 +71,6 @@ fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

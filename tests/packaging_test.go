@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // repoRoot is the checkout the tests run in.
@@ -95,6 +96,20 @@ func TestInstallUser(t *testing.T) {
 	}
 }
 
+// dpkg runs dpkg with args, waiting while another program (apt, unattended-upgrades)
+// holds the dpkg lock, as apt-get's DPkg::Lock::Timeout would: up to 5 minutes.
+func dpkg(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		r := runIn(t, os.Environ(), dir, "", "dpkg", args...)
+		if r.code == 0 || !strings.Contains(r.stderr, "lock") || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // TestDebPackage builds the .deb with nfpm, installs it with dpkg on this machine, checks
 // what it put where, and removes it again. It needs root, as dpkg does.
 func TestDebPackage(t *testing.T) {
@@ -113,7 +128,7 @@ func TestDebPackage(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/authagent"); err == nil {
 		t.Fatal("/usr/bin/authagent exists before the test installs the package; remove it first")
 	}
-	if r := runIn(t, os.Environ(), root, "", "dpkg", "-i", debs[0]); r.code != 0 {
+	if r := dpkg(t, root, "-i", debs[0]); r.code != 0 {
 		t.Fatalf("dpkg -i: %s", r)
 	}
 	removed := false
@@ -162,7 +177,7 @@ func TestDebPackage(t *testing.T) {
 	}
 	verifyUnits(t, os.Environ(), installed[0], installed[1])
 
-	if r := runIn(t, os.Environ(), root, "", "dpkg", "-r", "authagent"); r.code != 0 {
+	if r := dpkg(t, root, "-r", "authagent"); r.code != 0 {
 		t.Fatalf("dpkg -r: %s", r)
 	}
 	removed = true
