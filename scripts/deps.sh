@@ -24,12 +24,6 @@ esac
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-# apt-get as root, never asking (sudo resets the environment, so the frontend goes through
-# env), and waiting up to 10 minutes for a dpkg lock another program holds: on a machine
-# just booted, unattended-upgrades often does.
-apt_get() {
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"
-}
 
 if ! find_go >/dev/null; then
   if ! grep -qs 'VERSION_CODENAME=bookworm' /etc/os-release; then

@@ -39,3 +39,12 @@ use_go() {
   export PATH="$(dirname "$g"):$PATH"
   export GOTOOLCHAIN=auto
 }
+
+# apt_get runs apt-get as root (through sudo when not root), never asking (sudo resets the
+# environment, so the frontend goes through env), and waiting up to 10 minutes for a dpkg
+# lock another program holds: on a machine just booted, unattended-upgrades often does.
+apt_get() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"
+}
