@@ -9,7 +9,7 @@ import (
 
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/ipc"
-	"github.com/authagent/authagent/ipc/server"
+	"github.com/authagent/authagent/ipc/server/servertest"
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
 )
@@ -32,15 +32,7 @@ func TestClientPrompt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- (&server.Server{Agent: a}).Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; a.Close() })
+	sock := servertest.Serve(t, a, "")
 
 	var asked []string
 	answer := func(ok bool, err error) func(context.Context, string) (bool, error) {

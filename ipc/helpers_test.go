@@ -7,7 +7,7 @@ import (
 
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/ipc"
-	"github.com/authagent/authagent/ipc/server"
+	"github.com/authagent/authagent/ipc/server/servertest"
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
 )
@@ -41,19 +41,6 @@ func startServerOn(t testing.TB, sock string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- (&server.Server{Agent: a}).Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		a.Close()
-	})
+	servertest.Serve(t, a, sock)
 	return &env{client: &ipc.Client{Socket: sock}, sock: sock}
 }

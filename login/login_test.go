@@ -13,7 +13,7 @@ import (
 
 	"github.com/authagent/authagent/agent"
 	"github.com/authagent/authagent/ipc"
-	"github.com/authagent/authagent/ipc/server"
+	"github.com/authagent/authagent/ipc/server/servertest"
 	"github.com/authagent/authagent/login"
 	"github.com/authagent/authagent/providers"
 )
@@ -54,19 +54,7 @@ func startAgent(t *testing.T) (*ipc.Client, *gateProvider) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- (&server.Server{Agent: a}).Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		a.Close()
-	})
+	sock := servertest.Serve(t, a, "")
 	return &ipc.Client{Socket: sock}, gp
 }
 

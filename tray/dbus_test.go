@@ -1,13 +1,8 @@
 package tray
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,54 +10,16 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/authagent/authagent/assets"
+	"github.com/authagent/authagent/confirm/notifytest"
 )
 
-// privateBus starts a dbus-daemon of the test's own and returns two connections to it:
-// one to serve from, one to call from.
+// privateBus starts a dbus-daemon of the test's own (notifytest.Bus) and returns two
+// connections to it: one to serve from, one to call from.
 func privateBus(t *testing.T) (server, client *dbus.Conn) {
 	t.Helper()
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dbus-daemon is not installed (apt-get install dbus)")
-		}
-		t.Skip("dbus-daemon is not installed (apt-get install dbus)")
-	}
-	dir, err := os.MkdirTemp("", "tray-bus-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "bus.conf")
-	err = os.WriteFile(conf, fmt.Appendf(nil, `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=%s</listen>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-`, filepath.Join(dir, "bus")), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--print-address=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("dbus-daemon printed no address: %v", err)
-	}
+	addr := notifytest.Bus(t)
 	connect := func() *dbus.Conn {
-		c, err := dbus.Connect(strings.TrimSpace(addr))
+		c, err := dbus.Connect(addr)
 		if err != nil {
 			t.Fatal(err)
 		}

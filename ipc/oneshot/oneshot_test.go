@@ -20,7 +20,7 @@ import (
 	"github.com/authagent/authagent/credhelper"
 	"github.com/authagent/authagent/ipc"
 	"github.com/authagent/authagent/ipc/oneshot"
-	"github.com/authagent/authagent/ipc/server"
+	"github.com/authagent/authagent/ipc/server/servertest"
 	"github.com/authagent/authagent/ipc/wire"
 	"github.com/authagent/authagent/providers"
 	"github.com/authagent/authagent/providers/apikey"
@@ -52,20 +52,7 @@ func startAgent(t *testing.T, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := server.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- (&server.Server{Agent: a}).Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		a.Close()
-	})
-	return sock
+	return servertest.Serve(t, a, "")
 }
 
 // The one-shot client gets what ipc.Client gets, for every call the helpers make: small
