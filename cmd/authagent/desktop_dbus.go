@@ -12,13 +12,6 @@ import (
 	"github.com/authagent/authagent/tray"
 )
 
-// desktop is what the tray uses of the desktop session besides the icon itself.
-type desktop struct {
-	notifier tray.Notifier                      // nil: no notifications
-	panel    func(context.Context) assets.Panel // the panel's colour scheme, for --panel auto
-	close    func()
-}
-
 // openDesktop connects to the D-Bus session bus for notifications and the colour scheme.
 func openDesktop() (desktop, error) {
 	conn, err := dbus.ConnectSessionBus()

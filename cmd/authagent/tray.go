@@ -75,3 +75,10 @@ the agent comes back.
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
+
+// desktop is what the tray uses of the desktop session besides the icon itself.
+type desktop struct {
+	notifier tray.Notifier                      // nil: no notifications
+	panel    func(context.Context) assets.Panel // the panel's colour scheme, for --panel auto
+	close    func()
+}
