@@ -2,11 +2,8 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -950,28 +947,14 @@ func TestConfirmChanges(t *testing.T) {
 // trades work's token (no confirm), and a token exchange endpoint that records the subject
 // tokens it gets.
 type tradeSetup struct {
-	a        *Agent
-	log      *audit.Log
-	tokenURL string
-	mu       sync.Mutex
-	subjects []string
+	*exchangeEndpoint
+	a   *Agent
+	log *audit.Log
 }
 
 func newTradeSetup(t *testing.T, c Confirmer) *tradeSetup {
 	t.Helper()
-	s := &tradeSetup{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		sub := r.PostForm.Get("subject_token")
-		s.mu.Lock()
-		s.subjects = append(s.subjects, sub)
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"access_token": "ex-" + sub, "token_type": "Bearer", "expires_in": 3600,
-			"issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
-	}))
-	t.Cleanup(srv.Close)
-	s.tokenURL = srv.URL + "/token"
+	s := &tradeSetup{exchangeEndpoint: newExchangeEndpoint(t)}
 	exp := time.Now().Add(time.Hour)
 	fakes := map[string]*pushedFake{}
 	for _, name := range []string{"work", "oidc", "plain"} {
@@ -1013,12 +996,6 @@ func newTradeSetup(t *testing.T, c Confirmer) *tradeSetup {
 // exchange is a definition that trades subject's token at the setup's endpoint.
 func (s *tradeSetup) exchange(subject string) *providers.ProfileConfig {
 	return &providers.ProfileConfig{Provider: apikey.Name, Mode: "token_exchange", SubjectProfile: subject, TokenURL: s.tokenURL, Hosts: []string{"example.org"}}
-}
-
-func (s *tradeSetup) traded() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.subjects...)
 }
 
 // TestConfirmTrades: a client's definition of a profile whose subject_profile has confirm

@@ -41,31 +41,49 @@ func (f *pushedFake) Push(_ context.Context, tok string, exp time.Time) (*provid
 	return providers.TokenCredential("Bearer", tok, exp), nil
 }
 
-// subjectSetup is an agent with profiles of kind "pushed" (pushedFake) and apikey, and a
-// fake token exchange endpoint that trades subject S for "ex-S", living an hour.
-type subjectSetup struct {
-	a        *Agent
-	fakes    map[string]*pushedFake
+// exchangeEndpoint is a fake token exchange endpoint that trades subject S for "ex-S",
+// living an hour, and records the subject tokens it gets.
+type exchangeEndpoint struct {
+	tokenURL string
 	mu       sync.Mutex
 	subjects []string // what the endpoint was asked to trade
-	tokenURL string
 }
 
-func newSubjectSetup(t *testing.T, profiles map[string]*providers.ProfileConfig, tokens map[string]string, exp time.Time) *subjectSetup {
+func newExchangeEndpoint(t *testing.T) *exchangeEndpoint {
 	t.Helper()
-	s := &subjectSetup{fakes: map[string]*pushedFake{}}
+	e := &exchangeEndpoint{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
 		sub := r.PostForm.Get("subject_token")
-		s.mu.Lock()
-		s.subjects = append(s.subjects, sub)
-		s.mu.Unlock()
+		e.mu.Lock()
+		e.subjects = append(e.subjects, sub)
+		e.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"access_token": "ex-" + sub, "token_type": "Bearer", "expires_in": 3600,
 			"issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
 	}))
 	t.Cleanup(srv.Close)
-	s.tokenURL = srv.URL + "/token"
+	e.tokenURL = srv.URL + "/token"
+	return e
+}
+
+func (e *exchangeEndpoint) traded() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.subjects...)
+}
+
+// subjectSetup is an agent with profiles of kind "pushed" (pushedFake) and apikey, and a
+// fake token exchange endpoint.
+type subjectSetup struct {
+	*exchangeEndpoint
+	a     *Agent
+	fakes map[string]*pushedFake
+}
+
+func newSubjectSetup(t *testing.T, profiles map[string]*providers.ProfileConfig, tokens map[string]string, exp time.Time) *subjectSetup {
+	t.Helper()
+	s := &subjectSetup{exchangeEndpoint: newExchangeEndpoint(t), fakes: map[string]*pushedFake{}}
 	for name, pc := range profiles {
 		if pc.Provider == apikey.Name {
 			pc.TokenURL = s.tokenURL
@@ -90,12 +108,6 @@ func newSubjectSetup(t *testing.T, profiles map[string]*providers.ProfileConfig,
 	t.Cleanup(a.Close)
 	s.a = a
 	return s
-}
-
-func (s *subjectSetup) traded() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.subjects...)
 }
 
 func exchangeProfile(subject string) *providers.ProfileConfig {
