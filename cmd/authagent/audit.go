@@ -48,9 +48,7 @@ through the agent.`,
 				if entries == nil {
 					entries = []ipc.AuditEntry{}
 				}
-				return writeJSON(struct {
-					Entries []ipc.AuditEntry `json:"entries"`
-				}{entries})
+				return writeJSON(wire.AuditLog{Entries: entries})
 			}
 			if len(entries) == 0 {
 				fmt.Fprintln(os.Stderr, "no audit entries match")
